@@ -1,0 +1,83 @@
+"""A classifier = a runtime + its manifest. Returns typed ``Prediction``s for RGB images.
+
+Example:
+    >>> clf = Classifier("models/skinlesion_int8.tflite")            # doctest: +SKIP
+    >>> clf.predict_file("lesion.jpg").label                         # doctest: +SKIP
+    'benign'
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edge.images import load_rgb
+from edge.manifest import Manifest, ManifestError, find_manifest
+from edge.preprocess import dequantize, fit_to_input, to_model_input
+from edge.runtimes import open_runtime
+
+
+@dataclass
+class Prediction:
+    """One classified image. ``probability`` is the calibrated P(positive label)."""
+
+    source: str
+    label: str
+    probability: float
+    raw_probability: float
+    threshold: float
+    ms: float  # preprocess + inference + postprocess, excluding decode
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class Classifier:
+    """Runs one exported artifact with the preprocessing its manifest prescribes."""
+
+    def __init__(self, model_path: str | Path, backend: str = "auto",
+                 threads: int | None = None, manifest: Manifest | None = None):
+        self.model_path = Path(model_path)
+        self.manifest = manifest or find_manifest(self.model_path)
+        self.runtime = open_runtime(self.model_path, backend, threads)
+        self._check_shape()
+
+    def _check_shape(self) -> None:
+        m, shape = self.manifest, self.runtime.input.shape
+        want = (m.input_height, m.input_width, m.channels)
+        if len(shape) != 4 or tuple(shape[1:]) != want:
+            raise ManifestError(
+                f"{self.model_path}: model input shape {tuple(shape)} does not match its "
+                f"manifest ({want[0]}x{want[1]}x{want[2]}); use the manifest.json exported "
+                "with this model"
+            )
+
+    @property
+    def backend(self) -> str:
+        return self.runtime.backend
+
+    def prepare(self, rgb: np.ndarray) -> np.ndarray:
+        """RGB uint8 image -> the exact input tensor this artifact expects."""
+        m, spec = self.manifest, self.runtime.input
+        img = fit_to_input(rgb, m.input_height, m.input_width)
+        return to_model_input(img, spec.dtype, spec.scale, spec.zero_point)
+
+    def raw_probability(self, x: np.ndarray) -> float:
+        """Invoke on a prepared tensor; the dequantized P(positive) before calibration."""
+        out = self.runtime.run(x)
+        spec = self.runtime.output
+        return float(dequantize(np.asarray(out), spec.scale, spec.zero_point).reshape(-1)[0])
+
+    def predict_rgb(self, rgb: np.ndarray, source: str = "<array>") -> Prediction:
+        t0 = time.perf_counter()
+        raw = self.raw_probability(self.prepare(rgb))
+        p = self.manifest.calibrate(raw)
+        label = self.manifest.label_for(p)
+        ms = (time.perf_counter() - t0) * 1000
+        return Prediction(source, label, p, raw, self.manifest.threshold, ms)
+
+    def predict_file(self, path: str | Path) -> Prediction:
+        """Decode with ``edge.images.load_rgb`` (raises ``ImageError``) and classify."""
+        return self.predict_rgb(load_rgb(path), str(path))

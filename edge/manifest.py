@@ -1,0 +1,239 @@
+"""The export manifest: the one source of truth for labels, preprocessing and thresholds.
+
+Written once by ``export/convert.py``, embedded in every artifact (TFLite metadata buffer,
+ONNX ``metadata_props``) and written beside them as ``manifest.json``. Everything after
+export (edge runner, benchmark) reads it and never re-types a constant.
+
+Example:
+    >>> m = Manifest(input_height=96, input_width=96, threshold=0.42)
+    >>> Manifest.from_json(m.to_json()).threshold
+    0.42
+    >>> decode_embedded(b"junk" + encode_embedded(m) + b"junk").input_width
+    96
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = 1
+MANIFEST_NAME = "manifest.json"
+METADATA_KEY = "skinlesion_manifest"  # TFLite metadata name and ONNX metadata_props key
+_MAGIC = b"SKINLESION-MANIFEST\x00"  # prefix of the embedded TFLite buffer: magic, u32 length, JSON
+
+TRAINED_ON = (
+    "ISIC Archive dermoscopic images (Kaggle 'Skin Cancer: Malignant vs. Benign'), in practice "
+    "melanoma vs. melanocytic nevus; other lesion types, phone photos and dark skin are unseen"
+)
+
+
+class ManifestError(ValueError):
+    """A manifest is missing, unreadable or inconsistent with its model."""
+
+
+@dataclass
+class QuantParams:
+    """Affine quantization of one tensor: ``real = scale * (q - zero_point)``."""
+
+    dtype: str = "float32"
+    scale: float = 0.0
+    zero_point: int = 0
+
+    @property
+    def quantized(self) -> bool:
+        return self.dtype in ("int8", "uint8") and self.scale > 0
+
+
+@dataclass
+class ArtifactInfo:
+    """One exported file: its format name (a key of the export registry) and identity."""
+
+    format: str
+    file: str
+    sha256: str = ""
+    bytes: int = 0
+    runtime: str = ""  # "litert" or "onnxruntime"
+    input: QuantParams = field(default_factory=QuantParams)
+    output: QuantParams = field(default_factory=QuantParams)
+
+
+@dataclass
+class Manifest:
+    """Everything a runtime needs to use an exported model correctly.
+
+    The model takes raw RGB pixels in ``pixel_range`` (it scales them itself) shaped
+    ``(1, input_height, input_width, 3)`` and outputs one sigmoid probability of
+    ``labels[positive_index]``. ``threshold`` applies to the *calibrated* probability
+    ``sigmoid(logit(p) / temperature)``.
+    """
+
+    input_height: int = 224
+    input_width: int = 224
+    channels: int = 3
+    color_order: str = "RGB"
+    pixel_range: tuple[float, float] = (0.0, 255.0)
+    resize: str = "center-crop-square,area"  # see edge.preprocess.fit_to_input
+    labels: tuple[str, ...] = ("benign", "malignant")
+    positive_index: int = 1
+    output: str = "sigmoid"
+    threshold: float = 0.5
+    threshold_rule: str = "default 0.5"
+    temperature: float = 1.0
+    model_name: str = ""
+    run_id: str = ""
+    trained_on: str = TRAINED_ON
+    disclaimer: str = (
+        "Research and education tool, not a medical device; it does not diagnose."
+    )
+    metrics: dict[str, Any] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
+    artifacts: dict[str, ArtifactInfo] = field(default_factory=dict)
+    created: str = ""
+    schema: int = SCHEMA_VERSION
+
+    # ----------------------------------------------------------------- derived values
+    @property
+    def positive_label(self) -> str:
+        return self.labels[self.positive_index]
+
+    def calibrate(self, probability: float) -> float:
+        """Temperature-scaled probability (identity when ``temperature == 1``)."""
+        p = min(max(float(probability), 1e-7), 1 - 1e-7)
+        return 1.0 / (1.0 + math.exp(-math.log(p / (1 - p)) / self.temperature))
+
+    def label_for(self, calibrated_probability: float) -> str:
+        pos = calibrated_probability >= self.threshold
+        return self.labels[self.positive_index if pos else 1 - self.positive_index]
+
+    # ----------------------------------------------------------------- (de)serialisation
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Manifest":
+        if not isinstance(d, dict):
+            raise ManifestError("manifest is not a JSON object")
+        schema = int(d.get("schema", SCHEMA_VERSION))
+        if schema > SCHEMA_VERSION:
+            raise ManifestError(
+                f"manifest schema {schema} is newer than this runner ({SCHEMA_VERSION}); "
+                "upgrade the edge package"
+            )
+        known = {f.name for f in dataclasses.fields(cls)}
+        kw = {k: v for k, v in d.items() if k in known}
+        arts = {}
+        for name, a in (kw.pop("artifacts", None) or {}).items():
+            a = dict(a)
+            a["input"] = QuantParams(**a.get("input", {}))
+            a["output"] = QuantParams(**a.get("output", {}))
+            arts[name] = ArtifactInfo(**a)
+        for key in ("labels", "pixel_range"):
+            if key in kw:
+                kw[key] = tuple(kw[key])
+        return cls(artifacts=arts, **kw)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> "Manifest":
+        try:
+            return cls.from_dict(json.loads(text))
+        except (json.JSONDecodeError, TypeError, UnicodeDecodeError) as e:
+            raise ManifestError(f"manifest is not valid JSON ({e})") from e
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Manifest":
+        path = Path(path)
+        try:
+            return cls.from_json(path.read_bytes())
+        except OSError as e:
+            raise ManifestError(f"{path}: cannot read manifest ({e.strerror})") from e
+        except ManifestError as e:
+            raise ManifestError(f"{path}: {e}") from e
+
+    def save(self, path: str | Path) -> Path:
+        """Write atomically (temp file then rename)."""
+        from edge.atomic import atomic_write_bytes
+
+        return atomic_write_bytes(Path(path), self.to_json().encode())
+
+    def artifact_for(self, model_path: str | Path) -> ArtifactInfo | None:
+        """The artifact entry whose file name matches ``model_path``, if any."""
+        name = Path(model_path).name
+        for art in self.artifacts.values():
+            if Path(art.file).name == name:
+                return art
+        return None
+
+
+def encode_embedded(manifest: Manifest) -> bytes:
+    """Bytes stored in a TFLite metadata buffer: magic, little-endian u32 length, JSON."""
+    payload = manifest.to_json().encode()
+    return _MAGIC + struct.pack("<I", len(payload)) + payload
+
+
+def decode_embedded(data: bytes) -> Manifest | None:
+    """Find an embedded manifest in raw model bytes (TFLite file); ``None`` if absent."""
+    i = data.rfind(_MAGIC)
+    if i < 0:
+        return None
+    start = i + len(_MAGIC)
+    (n,) = struct.unpack("<I", data[start : start + 4])
+    return Manifest.from_json(data[start + 4 : start + 4 + n])
+
+
+def find_manifest(model_path: str | Path) -> Manifest:
+    """Manifest for a model file: the sidecar ``manifest.json`` beside it, else the embedded one.
+
+    Raises ``ManifestError`` naming the file and the fix when neither exists.
+    """
+    model_path = Path(model_path)
+    sidecar = model_path.with_name(MANIFEST_NAME)
+    if sidecar.is_file():
+        return Manifest.load(sidecar)
+    embedded = read_embedded(model_path)
+    if embedded is not None:
+        return embedded
+    raise ManifestError(
+        f"{model_path}: no {MANIFEST_NAME} beside it and none embedded; "
+        "copy the manifest.json written by export/convert.py next to the model"
+    )
+
+
+def read_embedded(model_path: Path) -> Manifest | None:
+    """Embedded manifest of a .tflite (metadata buffer) or .onnx (metadata_props) file."""
+    try:
+        data = model_path.read_bytes()
+    except OSError as e:
+        raise ManifestError(f"{model_path}: cannot read model ({e.strerror})") from e
+    if model_path.suffix.lower() == ".onnx":
+        return _onnx_embedded(data)
+    return decode_embedded(data)
+
+
+def _onnx_embedded(data: bytes) -> Manifest | None:
+    # metadata_props is a protobuf string map; the JSON value is stored verbatim, so the
+    # magic-free JSON can be found by key without importing onnx (not on the device).
+    key = METADATA_KEY.encode()
+    i = data.rfind(key)
+    if i < 0:
+        return None
+    j = data.find(b"{", i)
+    if j < 0:
+        return None
+    depth = 0
+    for k in range(j, len(data)):
+        c = data[k : k + 1]
+        if c == b"{":
+            depth += 1
+        elif c == b"}":
+            depth -= 1
+            if depth == 0:
+                return Manifest.from_json(data[j : k + 1])
+    return None

@@ -1,0 +1,58 @@
+"""The one preprocessing function: RGB image -> model input tensor, driven by the manifest.
+
+Training (``train/data.py``), the file runner and the camera loop all call
+``fit_to_input``; the runtime wrappers call ``to_model_input``. There is no other copy.
+
+Steps: centre-crop to a square (a no-op for the square training images), resize to the
+model's input size with ``cv2.INTER_AREA`` when shrinking or ``INTER_LINEAR`` when
+enlarging, keep RGB uint8 pixels 0..255 (the model scales them itself), then cast to
+float32 or quantize with the artifact's own input scale and zero point.
+
+Example:
+    >>> import numpy as np
+    >>> fit_to_input(np.zeros((300, 400, 3), np.uint8), 96, 96).shape
+    (96, 96, 3)
+    >>> to_model_input(np.full((2, 2, 3), 255, np.uint8), "int8", 1.0, -128)[0, 0, 0]
+    array([127, 127, 127], dtype=int8)
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+
+def center_square(rgb: np.ndarray) -> np.ndarray:
+    h, w = rgb.shape[:2]
+    s = min(h, w)
+    top, left = (h - s) // 2, (w - s) // 2
+    return rgb[top : top + s, left : left + s]
+
+
+def fit_to_input(rgb: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Centre-crop to square and resize to ``(height, width, 3)`` uint8 RGB."""
+    if rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ValueError(f"expected an (H, W, 3) RGB image, got shape {rgb.shape}")
+    sq = center_square(rgb) if height == width else rgb
+    if sq.shape[0] == height and sq.shape[1] == width:
+        return np.ascontiguousarray(sq, dtype=np.uint8)
+    shrink = sq.shape[0] > height or sq.shape[1] > width
+    interp = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
+    return cv2.resize(sq, (width, height), interpolation=interp)
+
+
+def to_model_input(img: np.ndarray, dtype: str, scale: float = 0.0,
+                   zero_point: int = 0) -> np.ndarray:
+    """``(H, W, 3)`` uint8 -> ``(1, H, W, 3)`` tensor of ``dtype`` (quantized if int8/uint8)."""
+    x = img.astype(np.float32)[None]
+    if dtype in ("int8", "uint8") and scale > 0:
+        info = np.iinfo(dtype)
+        q = np.round(x / scale + zero_point)
+        return np.clip(q, info.min, info.max).astype(dtype)
+    return x.astype(dtype)
+
+
+def dequantize(q: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
+    """Real values of a quantized output tensor."""
+    if scale <= 0:
+        return q.astype(np.float32)
+    return (q.astype(np.float32) - zero_point) * scale

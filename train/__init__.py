@@ -1,0 +1,1 @@
+"""Training pipeline: data loading, model builders, training and evaluation (needs TensorFlow)."""

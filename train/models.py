@@ -1,0 +1,119 @@
+"""Model builders: ``seed_cnn`` (the original small Sequential CNN) and ``mobilenetv2``.
+
+Every model takes raw RGB pixels 0..255 of shape ``(size, size, 3)`` and scales them itself,
+so exported artifacts need no normalisation constants. The single output is a sigmoid
+probability of ``malignant``.
+
+Example:
+    >>> m = build_model("seed_cnn", image_size=64)      # doctest: +SKIP
+    >>> m.output_shape                                   # doctest: +SKIP
+    (None, 1)
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import keras
+from keras import layers
+
+MODELS = ("seed_cnn", "mobilenetv2")
+_WEIGHT_FILE = "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_{alpha}_224_no_top.h5"
+BACKBONE_NAME = "backbone"
+
+
+def find_imagenet_weights(alpha: float) -> Path:
+    """Local MobileNetV2 no-top ImageNet weights; never downloads.
+
+    Looks in ``$SKINLESION_WEIGHTS_DIR``, ``$KERAS_HOME/models``, ``~/.keras/models`` and
+    ``../shared/keras/models`` (beside the repository). The 224 file serves every input size.
+    """
+    name = _WEIGHT_FILE.format(alpha="1.0" if alpha == 1.0 else f"{alpha:g}")
+    root = Path(__file__).resolve().parents[1]
+    dirs = [os.environ.get("SKINLESION_WEIGHTS_DIR"),
+            os.environ.get("KERAS_HOME") and str(Path(os.environ["KERAS_HOME"]) / "models"),
+            str(Path.home() / ".keras" / "models"),
+            str(root.parent / "shared" / "keras" / "models"),
+            str(root / "shared" / "keras" / "models")]
+    tried = [Path(d) / name for d in dirs if d]
+    for p in tried:
+        if p.is_file():
+            return p
+    raise FileNotFoundError(
+        f"ImageNet weights {name} not found (looked in: {', '.join(str(p.parent) for p in tried)}); "
+        "set SKINLESION_WEIGHTS_DIR to the folder holding it, or use --weights none"
+    )
+
+
+def augmentation(seed: int = 0) -> keras.Sequential:
+    """Train-time augmentation as Keras layers (inactive at inference and export)."""
+    return keras.Sequential([
+        layers.RandomFlip("horizontal_and_vertical", seed=seed),
+        layers.RandomRotation(0.25, fill_mode="reflect", seed=seed),
+        layers.RandomZoom((-0.15, 0.15), fill_mode="reflect", seed=seed),
+        layers.RandomBrightness(0.15, value_range=(0, 255), seed=seed),
+        layers.RandomContrast(0.15, value_range=(0, 255), seed=seed),
+    ], name="augment")
+
+
+def build_seed_cnn(image_size: int = 128, dropout: float = 0.4) -> keras.Model:
+    """The project's original design: conv + pooling blocks with BatchNorm, then dense."""
+    blocks = []
+    for filters in (32, 64, 96, 128):
+        blocks += [layers.Conv2D(filters, 3, padding="same", use_bias=False),
+                   layers.BatchNormalization(), layers.ReLU(),
+                   layers.Conv2D(filters, 3, padding="same", use_bias=False),
+                   layers.BatchNormalization(), layers.ReLU(),
+                   layers.MaxPooling2D()]
+    return keras.Sequential([
+        keras.Input((image_size, image_size, 3), name="image"),
+        layers.Rescaling(1 / 255.0, name="scale"),
+        layers.Conv2D(24, 3, strides=2, padding="same", use_bias=False),  # cheap stem
+        layers.BatchNormalization(), layers.ReLU(),
+        *blocks,
+        layers.GlobalAveragePooling2D(),
+        layers.Dropout(dropout),
+        layers.Dense(64, activation="relu"),
+        layers.Dropout(dropout / 2),
+        layers.Dense(1, activation="sigmoid", name="malignant"),
+    ], name="seed_cnn")
+
+
+def build_mobilenetv2(image_size: int = 224, alpha: float = 0.35, weights: str = "imagenet",
+                      dropout: float = 0.3) -> keras.Model:
+    """MobileNetV2 backbone (ImageNet, frozen at first) + pooling + dropout + sigmoid head."""
+    w = str(find_imagenet_weights(alpha)) if weights == "imagenet" else (
+        None if weights in ("none", "", None) else weights)
+    base = keras.applications.MobileNetV2(input_shape=(image_size, image_size, 3), alpha=alpha,
+                                          include_top=False, weights=w, pooling="avg")
+    base.name = BACKBONE_NAME
+    base.trainable = False
+    return keras.Sequential([
+        keras.Input((image_size, image_size, 3), name="image"),
+        layers.Rescaling(1 / 127.5, offset=-1.0, name="scale"),  # MobileNetV2's [-1, 1]
+        base,
+        layers.Dropout(dropout),
+        layers.Dense(1, activation="sigmoid", name="malignant"),
+    ], name=f"mobilenetv2_{alpha:g}")
+
+
+def unfreeze_top(model: keras.Model, n_layers: int) -> int:
+    """Make the last ``n_layers`` of the backbone trainable (BatchNorm stays frozen)."""
+    base = model.get_layer(BACKBONE_NAME)
+    base.trainable = True
+    trainable = 0
+    cut = len(base.layers) - n_layers
+    for i, layer in enumerate(base.layers):
+        layer.trainable = i >= cut and not isinstance(layer, layers.BatchNormalization)
+        trainable += int(layer.trainable)
+    return trainable
+
+
+def build_model(name: str, image_size: int, alpha: float = 0.35, weights: str = "imagenet",
+                dropout: float | None = None) -> keras.Model:
+    if name == "seed_cnn":
+        return build_seed_cnn(image_size, **({} if dropout is None else {"dropout": dropout}))
+    if name == "mobilenetv2":
+        return build_mobilenetv2(image_size, alpha, weights,
+                                 **({} if dropout is None else {"dropout": dropout}))
+    raise ValueError(f"unknown model '{name}'; choose one of {', '.join(MODELS)}")
