@@ -19,11 +19,15 @@ from typing import Iterator
 
 
 @contextmanager
-def atomic_path(final: Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``final``; rename it into place only on success."""
+def atomic_path(final: Path, suffix: str = ".tmp") -> Iterator[Path]:
+    """Yield a temporary path beside ``final``; rename it into place only on success.
+
+    ``suffix`` lets writers that insist on an extension (``model.save`` wants ``.keras``)
+    use the temporary path directly; the hidden ``.name.XXXX`` prefix never looks final.
+    """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=suffix, dir=final.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:

@@ -1,0 +1,55 @@
+"""Training configuration: one dataclass, saved as ``config.json`` in every run folder.
+
+Example:
+    >>> TrainConfig(model="seed_cnn", image_size=96).phases()
+    [('train', 20, 0.001)]
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+
+@dataclass
+class TrainConfig:
+    data: str = ""
+    model: str = "mobilenetv2"
+    alpha: float = 0.35
+    weights: str = "imagenet"
+    image_size: int = 128
+    epochs: int = 20  # head (mobilenetv2) or whole-model (seed_cnn) epochs
+    fine_tune_epochs: int = 10  # mobilenetv2 only: epochs with the top blocks unfrozen
+    fine_tune_layers: int = 40  # backbone layers unfrozen for fine-tuning
+    batch_size: int = 32
+    lr: float = 1e-3
+    fine_tune_lr: float = 1e-4
+    dropout: float | None = None
+    label_smoothing: float = 0.0
+    class_weight: bool = True
+    patience: int = 5
+    val_fraction: float = 0.15
+    exclude_leaked: bool = True
+    seed: int = 0
+    deterministic: bool = True
+    strategy: str = "default"
+    out: str = ""
+    run_id: str = ""
+
+    def phases(self) -> list[tuple[str, int, float]]:
+        """(name, epochs, learning rate) for each training phase."""
+        if self.model == "mobilenetv2":
+            return [("head", self.epochs, self.lr),
+                    ("finetune", self.fine_tune_epochs, self.fine_tune_lr)]
+        return [("train", self.epochs, self.lr)]
+
+    def save(self, path: Path) -> None:
+        from edge.atomic import atomic_write_text
+
+        atomic_write_text(path, json.dumps(asdict(self), indent=2))
+
+    @classmethod
+    def load(cls, path: Path) -> "TrainConfig":
+        d = json.loads(Path(path).read_text())
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})

@@ -1,0 +1,77 @@
+"""Evaluate a trained run on the test split: metrics with 95% CIs, threshold, calibration, plots.
+
+Examples:
+    python train/evaluate.py --run runs/mnv2
+    python train/evaluate.py --run runs/mnv2 --target-sensitivity 0.9 --tta
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make the repository root importable
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from train.data import DatasetNotFound  # noqa: E402
+
+
+def latest_run(root: Path = Path("runs")) -> Path | None:
+    runs = sorted(root.glob("*/model.keras"), key=lambda p: p.stat().st_mtime)
+    return runs[-1].parent if runs else None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("-r", "--run", default=None, help="run folder (default: newest runs/*)")
+    p.add_argument("-d", "--data", default=None, help="dataset folder (default: the run's)")
+    p.add_argument("--target-sensitivity", type=float, default=0.95,
+                   help="pick the threshold on validation to reach this sensitivity")
+    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for CIs")
+    p.add_argument("--tta", action="store_true", help="average predictions over 4 flips")
+    p.add_argument("--gradcam", type=int, default=6, help="test images to explain (0: none)")
+    p.add_argument("-o", "--out", default=None, help="report folder (default: the run folder)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    run = Path(args.run) if args.run else latest_run()
+    if run is None or not (run / "model.keras").is_file() or not (run / "config.json").is_file():
+        print(f"error: {run or 'runs/'}: no model.keras + config.json; train first "
+              "(python train/train.py)", file=sys.stderr)
+        return 2
+    import keras
+
+    from train.evaluation import evaluate_run
+    from train.report import write_report
+
+    try:
+        model = keras.models.load_model(run / "model.keras", compile=False)
+    except Exception as e:  # corrupt or truncated file
+        print(f"error: {run / 'model.keras'}: cannot load ({str(e).splitlines()[0][:120]}); "
+              "re-train or restore the file", file=sys.stderr)
+        return 2
+    try:
+        ev = evaluate_run(run, args.data, args.target_sensitivity, args.bootstrap, args.tta, model)
+    except (DatasetNotFound, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    report = write_report(ev, args.out, args.gradcam, model)
+    from train.report import metrics_table
+
+    m = ev.metrics
+    print(metrics_table(m))
+    print(f"\nthreshold {m['threshold']:.4f} ({m['threshold_rule']}); "
+          f"ECE {m['calibration']['ece_raw']:.4f} -> {m['calibration']['ece_calibrated']:.4f}")
+    print("Research and education tool, not a medical device.")
+    print(f"wrote {report} and {report.with_name('metrics.json')}")
+    print(f"next: python export/convert.py --model {run / 'model.keras'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,124 @@
+"""Matplotlib figures for training and evaluation (Agg backend, PNG files).
+
+Example:
+    >>> plot_history("runs/demo/history.csv", "runs/demo/curves.png")   # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from edge.atomic import atomic_path  # noqa: E402
+from train import metrics as M  # noqa: E402
+
+
+def _save(fig, path: Path) -> Path:
+    path = Path(path)
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def plot_history(history_csv: Path, out: Path) -> Path:
+    with open(history_csv) as f:
+        rows = list(csv.DictReader(f))
+    ep = np.arange(1, len(rows) + 1)
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    for ax, key, title in zip(axes, ("loss", "auc", "acc"), ("loss", "ROC AUC", "accuracy")):
+        for prefix, style in (("", "-"), ("val_", "--")):
+            vals = [float(r.get(prefix + key) or "nan") for r in rows]
+            ax.plot(ep, vals, style, label=("validation" if prefix else "train"))
+        ax.set_title(title), ax.set_xlabel("epoch"), ax.legend()
+    return _save(fig, out)
+
+
+def plot_roc(y, p, out: Path, threshold: float | None = None) -> Path:
+    fpr, tpr, thr = M.roc_curve(y, p)
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    ax.plot(fpr, tpr, label=f"AUC {M.roc_auc(y, p):.3f}")
+    ax.plot([0, 1], [0, 1], ":", color="grey")
+    if threshold is not None:
+        m = M.binary_metrics(y, p, threshold)
+        ax.plot(1 - m["specificity"], m["sensitivity"], "o", label=f"threshold {threshold:.3f}")
+    ax.set_xlabel("1 - specificity"), ax.set_ylabel("sensitivity"), ax.set_title("ROC")
+    ax.legend(loc="lower right")
+    return _save(fig, out)
+
+
+def plot_pr(y, p, out: Path) -> Path:
+    prec, rec, _ = M.pr_curve(y, p)
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    ax.step(rec, prec, where="post", label=f"AP {M.average_precision(y, p):.3f}")
+    ax.axhline(np.mean(y), ls=":", color="grey", label="prevalence")
+    ax.set_xlabel("recall (sensitivity)"), ax.set_ylabel("precision"), ax.set_title("Precision-recall")
+    ax.legend(loc="lower left")
+    return _save(fig, out)
+
+
+def plot_confusion(y, p, threshold: float, labels, out: Path) -> Path:
+    c = M.confusion(y, np.asarray(p) >= threshold)
+    mat = np.array([[c["tn"], c["fp"]], [c["fn"], c["tp"]]])
+    fig, ax = plt.subplots(figsize=(4, 3.6))
+    ax.imshow(mat, cmap="Blues")
+    for i in range(2):
+        for j in range(2):
+            ax.text(j, i, str(mat[i, j]), ha="center", va="center",
+                    color="white" if mat[i, j] > mat.max() / 2 else "black", fontsize=13)
+    ax.set_xticks([0, 1], [f"pred {labels[0]}", f"pred {labels[1]}"])
+    ax.set_yticks([0, 1], [f"true {labels[0]}", f"true {labels[1]}"])
+    ax.set_title(f"Confusion matrix @ {threshold:.3f}")
+    return _save(fig, out)
+
+
+def plot_reliability(y, p_raw, p_cal, out: Path, bins: int = 10) -> Path:
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    ax.plot([0, 1], [0, 1], ":", color="grey", label="perfect")
+    for p, name in ((p_raw, "raw"), (p_cal, "temperature-scaled")):
+        _, obs, conf, cnt = M.reliability_bins(y, p, bins)
+        ok = cnt > 0
+        ax.plot(conf[ok], obs[ok], "o-",
+                label=f"{name} (ECE {M.expected_calibration_error(y, p, bins):.3f})")
+    ax.set_xlabel("predicted P(malignant)"), ax.set_ylabel("observed fraction malignant")
+    ax.set_title("Reliability"), ax.legend(loc="upper left")
+    return _save(fig, out)
+
+
+def plot_samples(images, y, p, threshold: float, labels, out: Path, n: int = 16) -> Path:
+    """Grid of test images: half correct, half wrong (when available), with probabilities."""
+    pred = (np.asarray(p) >= threshold).astype(int)
+    right, wrong = np.flatnonzero(pred == y), np.flatnonzero(pred != y)
+    rng = np.random.default_rng(0)
+    k_wrong = min(len(wrong), n // 2)
+    idx = np.r_[rng.choice(wrong, k_wrong, replace=False) if k_wrong else [],
+                rng.choice(right, min(len(right), n - k_wrong), replace=False)].astype(int)
+    cols = 4
+    rows = max(1, int(np.ceil(len(idx) / cols)))
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 2.6, rows * 2.9))
+    for ax in np.ravel(axes):
+        ax.axis("off")
+    for ax, i in zip(np.ravel(axes), idx):
+        ax.imshow(images[i])
+        ok = pred[i] == y[i]
+        ax.set_title(f"true {labels[y[i]]}\npred {labels[pred[i]]} p={p[i]:.2f}", fontsize=8,
+                     color="green" if ok else "red")
+    fig.suptitle("Sample test predictions (green correct, red wrong)")
+    return _save(fig, out)
+
+
+def plot_gradcam(images, heatmaps, y, p, labels, out: Path) -> Path:
+    n = len(images)
+    fig, axes = plt.subplots(2, n, figsize=(n * 2.4, 5.2), squeeze=False)
+    for i in range(n):
+        axes[0, i].imshow(images[i]), axes[0, i].axis("off")
+        axes[0, i].set_title(f"true {labels[y[i]]}\np={p[i]:.2f}", fontsize=8)
+        axes[1, i].imshow(images[i])
+        axes[1, i].imshow(heatmaps[i], cmap="jet", alpha=0.45), axes[1, i].axis("off")
+    fig.suptitle("Grad-CAM: regions that raised P(malignant)")
+    return _save(fig, out)

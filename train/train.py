@@ -1,0 +1,94 @@
+"""Train a benign/malignant skin-lesion classifier.
+
+Examples:
+    python train/train.py --model mobilenetv2 --alpha 0.35 --image-size 128 --out runs/mnv2
+    python train/train.py --model seed_cnn --image-size 128 --epochs 20 --out runs/seed
+    python train/train.py --out runs/mnv2 --resume        # continue after an interruption
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make the repository root importable
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from train.config import TrainConfig  # noqa: E402
+from train.data import DATA_ENV, DatasetNotFound  # noqa: E402
+from train.models import MODELS  # noqa: E402
+
+
+def build_parser() -> argparse.ArgumentParser:
+    d = TrainConfig()
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("-d", "--data", default="", help=f"dataset folder (default: ${DATA_ENV}, "
+                   "data/skin-lesions, then ../shared/datasets/skin-lesions)")
+    p.add_argument("-m", "--model", choices=MODELS, default=d.model)
+    p.add_argument("--alpha", type=float, choices=(0.35, 1.0), default=d.alpha,
+                   help="MobileNetV2 width")
+    p.add_argument("--weights", default=d.weights,
+                   help="mobilenetv2 backbone: imagenet (local file, never downloaded), none, or a .h5 path")
+    p.add_argument("-s", "--image-size", type=int, default=d.image_size, help="square input size (96-224)")
+    p.add_argument("-e", "--epochs", type=int, default=d.epochs,
+                   help="epochs (mobilenetv2: frozen-backbone head epochs)")
+    p.add_argument("--fine-tune-epochs", type=int, default=d.fine_tune_epochs,
+                   help="mobilenetv2: epochs with the top backbone layers unfrozen")
+    p.add_argument("--fine-tune-layers", type=int, default=d.fine_tune_layers)
+    p.add_argument("-b", "--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--fine-tune-lr", type=float, default=d.fine_tune_lr)
+    p.add_argument("--dropout", type=float, default=None)
+    p.add_argument("--label-smoothing", type=float, default=d.label_smoothing)
+    p.add_argument("--no-class-weight", dest="class_weight", action="store_false")
+    p.add_argument("--patience", type=int, default=d.patience, help="early stopping on val AUC")
+    p.add_argument("--val-fraction", type=float, default=d.val_fraction)
+    p.add_argument("--keep-leaked", dest="exclude_leaked", action="store_false",
+                   help="keep the 27 test images that duplicate train images in the test split")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--no-deterministic", dest="deterministic", action="store_false")
+    p.add_argument("--strategy", choices=("default", "mirrored"), default=d.strategy,
+                   help="mirrored: tf.distribute.MirroredStrategy over all GPUs")
+    p.add_argument("-o", "--out", default="", help="run folder (default runs/<model>-<size>)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("-q", "--quiet", action="store_true", help="no per-batch progress bars")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if not 32 <= args.image_size <= 512:
+        print(f"error: --image-size {args.image_size} is outside 32..512", file=sys.stderr)
+        return 2
+    out = args.out or f"runs/{args.model}-{args.image_size}"
+    if args.resume:
+        cfg_path = Path(out) / "config.json"
+        if not cfg_path.is_file():
+            print(f"error: {cfg_path} not found; nothing to resume (drop --resume)", file=sys.stderr)
+            return 2
+        cfg = TrainConfig.load(cfg_path)
+    else:
+        if (Path(out) / "model.keras").exists() or (Path(out) / "backup").exists():
+            print(f"error: {out} already holds a run; use --resume or a new --out", file=sys.stderr)
+            return 2
+        keys = set(vars(TrainConfig()))
+        cfg = TrainConfig(**{k: v for k, v in vars(args).items() if k in keys})
+        cfg.out = out
+    from train.trainer import train
+
+    try:
+        result = train(cfg, resume=args.resume, verbose=2 if args.quiet else 1)
+    except (DatasetNotFound, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"\nsaved {result.model_path} (best val AUC {result.best_val_auc:.4f}, "
+          f"{result.epochs_run} epochs, {result.seconds / 60:.1f} min)")
+    print(f"next: python train/evaluate.py --run {result.run_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,152 @@
+"""Training loop: phases (frozen head, then fine-tuning), callbacks, resume, run folder.
+
+Writes into ``cfg.out``: ``model.keras`` (best validation AUC), ``config.json``,
+``history.csv``, ``curves.png``, ``train_summary.json``; ``backup/`` holds the state that
+``--resume`` continues from after an interruption.
+
+Example:
+    >>> result = train(TrainConfig(model="seed_cnn", epochs=1, out="runs/x"))   # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import json
+import platform
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edge.atomic import atomic_path, atomic_write_text
+from train.config import TrainConfig
+from train.data import (class_weights, list_samples, load_arrays, make_dataset, resolve_data_dir,
+                        split_train_val)
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    model_path: Path
+    best_val_auc: float
+    seconds: float
+    epochs_run: int
+
+
+def _strategy(name: str):
+    import tensorflow as tf
+
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()  # all visible GPUs, or the CPU
+    if name != "default":
+        raise ValueError(f"unknown strategy '{name}'; use default or mirrored")
+    return tf.distribute.get_strategy()
+
+
+def _compile(model, lr: float, label_smoothing: float) -> None:
+    import keras
+
+    model.compile(optimizer=keras.optimizers.Adam(lr),
+                  loss=keras.losses.BinaryCrossentropy(label_smoothing=label_smoothing),
+                  metrics=[keras.metrics.AUC(name="auc"), keras.metrics.BinaryAccuracy(name="acc")])
+
+
+def _best_so_far(history_csv: Path) -> float | None:
+    if not history_csv.is_file():
+        return None
+    import csv
+
+    with open(history_csv) as f:
+        vals = [float(r["val_auc"]) for r in csv.DictReader(f) if r.get("val_auc")]
+    return max(vals) if vals else None
+
+
+def train(cfg: TrainConfig, resume: bool = False, verbose: int = 1) -> TrainResult:
+    """Train ``cfg.model`` on ``cfg.data``; returns where the best model was saved."""
+    import keras
+    import tensorflow as tf
+
+    from train.models import augmentation, build_model, unfreeze_top
+
+    run = Path(cfg.out)
+    run.mkdir(parents=True, exist_ok=True)
+    cfg.data = str(resolve_data_dir(cfg.data or None))
+    cfg.run_id = cfg.run_id or run.name
+    keras.utils.set_random_seed(cfg.seed)
+    if cfg.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    cfg.save(run / "config.json")
+
+    samples = list_samples(cfg.data, "train")
+    if not samples:
+        raise FileNotFoundError(f"{cfg.data}: no training images found under train/benign, "
+                                "train/malignant")
+    tr, va = split_train_val(samples, cfg.val_fraction, cfg.seed)
+    x_tr, y_tr, bad_tr = load_arrays(tr, cfg.image_size)
+    x_va, y_va, bad_va = load_arrays(va, cfg.image_size)
+    print(f"data: {cfg.data} | train {len(y_tr)} (malignant {int(y_tr.sum())}) | val {len(y_va)} "
+          f"(malignant {int(y_va.sum())}) | skipped {len(bad_tr) + len(bad_va)} bad file(s)")
+    ds_tr = make_dataset(x_tr, y_tr, cfg.batch_size, True, cfg.seed, augmentation(cfg.seed))
+    ds_va = make_dataset(x_va, y_va, cfg.batch_size)
+    cw = class_weights(y_tr) if cfg.class_weight else None
+
+    with _strategy(cfg.strategy).scope():
+        model = build_model(cfg.model, cfg.image_size, cfg.alpha, cfg.weights, cfg.dropout)
+    best_path = run / "best.weights.h5"
+    t0, start_epoch = time.time(), 0
+    for name, epochs, lr in cfg.phases():
+        done_marker = run / "backup" / f"{name}.done"
+        if name == "finetune":
+            unfreeze_top(model, cfg.fine_tune_layers)
+        with _strategy(cfg.strategy).scope():
+            _compile(model, lr, cfg.label_smoothing)
+        if resume and done_marker.exists():
+            print(f"resume: phase '{name}' already complete, skipping")
+            start_epoch += epochs
+            continue
+        if epochs <= 0:
+            continue
+        print(f"phase '{name}': {epochs} epoch(s) at lr {lr:g}")
+        best = _best_so_far(run / "history.csv") if resume or start_epoch else None
+        callbacks = [
+            keras.callbacks.BackupAndRestore(str(run / "backup" / name)),
+            keras.callbacks.ModelCheckpoint(str(best_path), monitor="val_auc", mode="max",
+                                            save_best_only=True, save_weights_only=True,
+                                            initial_value_threshold=best),
+            keras.callbacks.EarlyStopping(monitor="val_auc", mode="max", patience=cfg.patience),
+            keras.callbacks.ReduceLROnPlateau(monitor="val_auc", mode="max", factor=0.5,
+                                              patience=max(1, cfg.patience // 2), min_lr=1e-6),
+            keras.callbacks.CSVLogger(str(run / "history.csv"), append=True),
+        ]
+        model.fit(ds_tr, validation_data=ds_va, epochs=start_epoch + epochs,
+                  initial_epoch=start_epoch, class_weight=cw, callbacks=callbacks,
+                  verbose=verbose)
+        if best_path.exists():  # continue the next phase from the best weights so far
+            model.load_weights(best_path)
+        done_marker.parent.mkdir(parents=True, exist_ok=True)
+        done_marker.touch()
+        start_epoch += epochs
+    seconds = time.time() - t0
+
+    if best_path.exists():
+        model.load_weights(best_path)
+    model_path = run / "model.keras"
+    with atomic_path(model_path, suffix=".keras") as tmp:
+        model.save(tmp)
+    best_auc = _best_so_far(run / "history.csv") or float("nan")
+    summary = {"run_id": cfg.run_id, "best_val_auc": best_auc, "train_seconds": round(seconds, 1),
+               "n_train": int(len(y_tr)), "n_val": int(len(y_va)),
+               "skipped_files": bad_tr + bad_va, "params": int(model.count_params()),
+               "machine": f"{platform.processor() or platform.machine()}, "
+                          f"{__import__('os').cpu_count()} cores",
+               "versions": {"tensorflow": tf.__version__, "keras": keras.__version__,
+                            "numpy": np.__version__}}
+    atomic_write_text(run / "train_summary.json", json.dumps(summary, indent=2))
+    from train.plots import plot_history
+
+    plot_history(run / "history.csv", run / "curves.png")
+    n_epochs = sum(1 for _ in open(run / "history.csv")) - 1
+    return TrainResult(run, model_path, best_auc, seconds, n_epochs)
+
+
+def config_dict(cfg: TrainConfig) -> dict:
+    return asdict(cfg)
