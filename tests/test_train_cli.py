@@ -1,0 +1,109 @@
+"""End-to-end training and evaluation from the CLIs, on synthetic data and a real slice."""
+import csv
+import json
+
+import keras
+import pytest
+
+from train import evaluate as evaluate_cli
+from train import train as train_cli
+
+FAST = ["--epochs", "2", "--batch-size", "16", "--image-size", "32", "--patience", "3", "-q"]
+
+
+@pytest.fixture(scope="module")
+def seed_run(synthetic_dataset, tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "seed"
+    rc = train_cli.main(["--data", str(synthetic_dataset), "--model", "seed_cnn",
+                         "--val-fraction", "0.25", "--out", str(out), *FAST])
+    assert rc == 0
+    return out
+
+
+def test_train_writes_run_folder(seed_run, capsys):
+    for name in ("model.keras", "config.json", "history.csv", "curves.png", "train_summary.json"):
+        assert (seed_run / name).is_file(), name
+    cfg = json.loads((seed_run / "config.json").read_text())
+    assert cfg["model"] == "seed_cnn" and cfg["image_size"] == 32
+    rows = list(csv.DictReader(open(seed_run / "history.csv")))
+    assert [int(r["epoch"]) for r in rows] == [0, 1] and "val_auc" in rows[0]
+    m = keras.models.load_model(seed_run / "model.keras", compile=False)
+    assert m.input_shape == (None, 32, 32, 3)
+
+
+def test_refuses_to_overwrite_a_run(seed_run, synthetic_dataset, capsys):
+    rc = train_cli.main(["--data", str(synthetic_dataset), "--out", str(seed_run), *FAST])
+    assert rc == 2 and "--resume" in capsys.readouterr().err
+
+
+def test_missing_dataset_is_one_clear_line(tmp_path, capsys):
+    rc = train_cli.main(["--data", str(tmp_path / "none"), "--out", str(tmp_path / "r"), *FAST])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "kaggle.com" in err and len(err.splitlines()) == 1
+
+
+def test_same_seed_same_metrics(seed_run, synthetic_dataset, tmp_path):
+    out = tmp_path / "again"
+    assert train_cli.main(["--data", str(synthetic_dataset), "--model", "seed_cnn",
+                           "--val-fraction", "0.25", "--out", str(out), *FAST]) == 0
+    a = list(csv.DictReader(open(seed_run / "history.csv")))
+    b = list(csv.DictReader(open(out / "history.csv")))
+    for ra, rb in zip(a, b):
+        assert float(ra["val_loss"]) == pytest.approx(float(rb["val_loss"]), abs=1e-3)
+
+
+def test_resume_after_interruption(synthetic_dataset, tmp_path, monkeypatch):
+    out = tmp_path / "interrupted"
+    args = ["--data", str(synthetic_dataset), "--model", "seed_cnn", "--val-fraction", "0.25",
+            "--out", str(out), *FAST, "--epochs", "3"]
+    original = keras.callbacks.CSVLogger.on_epoch_end
+
+    def crash_after_first(self, epoch, logs=None):
+        original(self, epoch, logs)
+        if epoch == 0:
+            raise KeyboardInterrupt  # the user pressed Ctrl-C after epoch 1
+
+    monkeypatch.setattr(keras.callbacks.CSVLogger, "on_epoch_end", crash_after_first)
+    with pytest.raises(KeyboardInterrupt):
+        train_cli.main(args)
+    assert not (out / "model.keras").exists()  # no half-finished model that looks valid
+    monkeypatch.setattr(keras.callbacks.CSVLogger, "on_epoch_end", original)
+    assert train_cli.main(["--out", str(out), "--resume", "-q"]) == 0
+    epochs = [int(r["epoch"]) for r in csv.DictReader(open(out / "history.csv"))]
+    assert epochs == [0, 1, 2]  # continued at epoch 2, nothing repeated
+    assert (out / "model.keras").is_file()
+
+
+def test_evaluate_writes_metrics_and_report(seed_run, capsys):
+    assert evaluate_cli.main(["--run", str(seed_run), "--bootstrap", "50", "--gradcam", "2"]) == 0
+    m = json.loads((seed_run / "metrics.json").read_text())
+    for key in ("threshold", "temperature", "test", "test_full", "test_at_0.5", "calibration"):
+        assert key in m
+    t = m["test"]
+    assert 0 <= t["accuracy"] <= 1 and t["tp"] + t["fn"] + t["tn"] + t["fp"] == m["n_test"]
+    lo, hi = t["ci95"]["accuracy"]
+    assert lo <= t["accuracy"] <= hi
+    assert m["val"]["sensitivity"] >= 0.95  # the threshold was chosen for this on validation
+    report = (seed_run / "report.md").read_text()
+    assert "not a medical device" in report
+    for fig in ("roc", "pr", "confusion", "reliability", "samples", "gradcam"):
+        assert f"({fig}.png)" in report and (seed_run / f"{fig}.png").stat().st_size > 1000
+    assert "export/convert.py" in capsys.readouterr().out
+
+
+def test_evaluate_without_run_is_clear(tmp_path, capsys):
+    assert evaluate_cli.main(["--run", str(tmp_path)]) == 2
+    assert "train first" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_mobilenetv2_trains_on_real_slice(real_slice, tmp_path):
+    out = tmp_path / "mnv2"
+    rc = train_cli.main(["--data", str(real_slice), "--model", "mobilenetv2", "--image-size", "64",
+                         "--epochs", "1", "--fine-tune-epochs", "1", "--fine-tune-layers", "10",
+                         "--batch-size", "16", "--val-fraction", "0.2", "--out", str(out), "-q"])
+    assert rc == 0
+    assert evaluate_cli.main(["--run", str(out), "--bootstrap", "20", "--gradcam", "2"]) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["n_test"] == 24 and m["model"] == "mobilenetv2"
+    assert len(list((out / "history.csv").open())) == 3  # header + 2 epochs (head, fine-tune)

@@ -1,0 +1,102 @@
+"""Dataset discovery, splits and bad-file handling."""
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from train import data as D
+
+
+def test_resolve_prefers_flag_then_env(synthetic_dataset, monkeypatch, tmp_path):
+    assert D.resolve_data_dir(synthetic_dataset) == synthetic_dataset.resolve()
+    monkeypatch.setenv(D.DATA_ENV, str(synthetic_dataset))
+    assert D.resolve_data_dir(None) == synthetic_dataset.resolve()
+    with pytest.raises(D.DatasetNotFound) as e:
+        D.resolve_data_dir(tmp_path / "nope")
+    msg = str(e.value)
+    assert "nope" in msg and "kaggle.com" in msg and "\n" not in msg
+
+
+def test_class_folders_case_insensitive(tmp_path):
+    for name in ("Benign", "MALIGNANT"):
+        (tmp_path / "Train" / name).mkdir(parents=True)
+        cv2.imwrite(str(tmp_path / "Train" / name / "1.png"), np.zeros((8, 8, 3), np.uint8))
+    s = D.list_samples(tmp_path, "train")
+    assert [x.label for x in s] == [0, 1]
+
+
+def test_leaked_files_excluded(tmp_path):
+    d = tmp_path / "test" / "malignant"
+    d.mkdir(parents=True)
+    (tmp_path / "test" / "benign").mkdir()
+    for n in (507, 508):
+        cv2.imwrite(str(d / f"{n}.jpg"), np.zeros((8, 8, 3), np.uint8))
+    assert len(D.LEAKED_TEST_FILES) == 27
+    names = [s.path.name for s in D.list_samples(tmp_path, "test")]
+    assert names == ["508.jpg"]
+    assert len(D.list_samples(tmp_path, "test", exclude_leaked=False)) == 2
+
+
+def test_split_is_deterministic_stratified_and_grouped(synthetic_dataset):
+    s = D.list_samples(synthetic_dataset, "train")
+    a1, b1 = D.split_train_val(s, 0.25, seed=3, group_size=4)
+    a2, b2 = D.split_train_val(s, 0.25, seed=3, group_size=4)
+    assert [x.path for x in b1] == [x.path for x in b2]
+    assert not set(x.path for x in a1) & set(x.path for x in b1)
+    assert len(a1) + len(b1) == len(s)
+    assert {x.label for x in b1} == {0, 1}  # both classes in validation
+    for label in (0, 1):  # whole blocks of 4 consecutive numbers go together
+        nums = sorted(x.number for x in s if x.label == label)
+        blocks = [set(nums[i:i + 4]) for i in range(0, len(nums), 4)]
+        val_nums = {x.number for x in b1 if x.label == label}
+        assert all(b <= val_nums or not (b & val_nums) for b in blocks)
+    _, b3 = D.split_train_val(s, 0.25, seed=4, group_size=4)
+    assert [x.path for x in b3] != [x.path for x in b1]
+
+
+def _bad_files(folder: Path) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    ok = np.full((20, 20, 3), 120, np.uint8)
+    cv2.imwrite(str(folder / "good.jpg"), ok)
+    (folder / "empty.jpg").write_bytes(b"")
+    (folder / "text.jpg").write_text("not an image")
+    full = (folder / "good.jpg").read_bytes()
+    (folder / "truncated.jpg").write_bytes(full[: len(full) // 2])
+    cv2.imwrite(str(folder / "gray.png"), np.full((20, 20), 99, np.uint8))
+    cv2.imwrite(str(folder / "rgba.png"), np.full((20, 20, 4), 200, np.uint8))
+    return sorted(folder.iterdir())
+
+
+def test_bad_files_reported_and_skipped(tmp_path, capsys):
+    _bad_files(tmp_path / "train" / "benign")
+    (tmp_path / "train" / "malignant").mkdir()
+    samples = D.list_samples(tmp_path, "train")
+    x, y, bad = D.load_arrays(samples, 16)
+    assert x.shape == (3, 16, 16, 3) and x.dtype == np.uint8  # good, gray, rgba
+    assert len(bad) == 3
+    err = capsys.readouterr().err
+    for name in ("empty.jpg", "text.jpg", "truncated.jpg"):
+        assert name in err
+    kept = [s.path.name for s in samples if not any(s.path.name in b for b in bad)]
+    gray = x[kept.index("gray.png")]
+    assert (gray == 99).all()  # grayscale converted to three equal channels
+
+
+def test_class_weights_balance():
+    w = D.class_weights(np.array([0, 0, 0, 1]))
+    assert w[0] * 3 == pytest.approx(w[1] * 1)
+
+
+def test_dataset_pipeline_batches(synthetic_dataset):
+    x, y, _ = D.load_arrays(D.list_samples(synthetic_dataset, "train"), 32)
+    ds = D.make_dataset(x, y, 8, training=True, seed=0)
+    xb, yb = next(iter(ds))
+    assert tuple(xb.shape) == (8, 32, 32, 3) and tuple(yb.shape) == (8, 1)
+    assert float(xb.numpy().max()) > 1.0  # raw 0..255 pixels; the model scales them
+
+
+def test_real_dataset_layout(real_data_dir):
+    tr = D.list_samples(real_data_dir, "train")
+    te = D.list_samples(real_data_dir, "test")
+    assert len(tr) == 2636 and len(te) == 660 - 27
