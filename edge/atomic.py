@@ -29,6 +29,9 @@ def atomic_path(final: Path, suffix: str = ".tmp") -> Iterator[Path]:
     final.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=suffix, dir=final.parent)
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; final files get normal permissions
     tmp_path = Path(tmp)
     try:
         yield tmp_path

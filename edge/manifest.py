@@ -227,13 +227,8 @@ def _onnx_embedded(data: bytes) -> Manifest | None:
     j = data.find(b"{", i)
     if j < 0:
         return None
-    depth = 0
-    for k in range(j, len(data)):
-        c = data[k : k + 1]
-        if c == b"{":
-            depth += 1
-        elif c == b"}":
-            depth -= 1
-            if depth == 0:
-                return Manifest.from_json(data[j : k + 1])
-    return None
+    try:
+        obj, _ = json.JSONDecoder().raw_decode(data[j:].decode("utf-8", "replace"))
+    except json.JSONDecodeError:
+        return None
+    return Manifest.from_dict(obj)

@@ -1,0 +1,184 @@
+"""Export a trained Keras model to every edge format, check each one, write the manifest.
+
+Writes model_{fp32,fp16,dynamic,int8}.tflite, model_{fp32,int8}.onnx, manifest.json and
+export_report.{md,json} into ``--out`` (default ``<run>/export``). Each artifact is run with
+its real runtime on the test split and compared with the Keras model; one outside its
+tolerance makes the exit code 1. Exit code 2: bad input (model, data, output folder, flags).
+
+Example:
+    python export/convert.py                                  # newest runs/*/model.keras
+    python export/convert.py --model runs/demo/model.keras --formats tflite_int8,onnx_fp32
+    python export/convert.py --tolerance tflite_int8.min_agreement=0.98 --tolerance all.max_accuracy_drop=0.02
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make the repository root importable
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+
+import argparse
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from export.context import ExportError  # noqa: E402
+from export.formats import FORMAT_NAMES, FORMATS, Tolerance, select_formats  # noqa: E402
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def parse_tolerances(specs: list[str]) -> dict[str, Tolerance]:
+    """``["tflite_int8.min_agreement=0.98", "all.max_prob_diff=none"]`` -> per-format tolerances."""
+    tol = {name: f.tolerance for name, f in FORMATS.items()}
+    for spec in specs:
+        try:
+            key, value = spec.split("=", 1)
+            target, fld = key.strip().rsplit(".", 1)
+            val = None if value.strip().lower() == "none" else float(value)
+        except ValueError:
+            raise ExportError(f"--tolerance '{spec}': expected FORMAT.FIELD=VALUE, e.g. "
+                              "tflite_int8.min_agreement=0.98") from None
+        names = FORMAT_NAMES if target == "all" else [target]
+        if target != "all" and target not in FORMATS:
+            raise ExportError(f"--tolerance '{spec}': unknown format '{target}'; use one of "
+                              f"{', '.join(FORMAT_NAMES)} or 'all'")
+        try:
+            for n in names:
+                tol[n] = tol[n].with_overrides(**{fld: val})
+        except ValueError as e:
+            raise ExportError(f"--tolerance '{spec}': {e}") from None
+    return tol
+
+
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """Show defaults, except the empty ones whose help text already explains them."""
+
+    def _get_help_string(self, action):
+        if action.default in (None, [], False):
+            return action.help
+        return super()._get_help_string(action)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python export/convert.py", description=__doc__.split("\n\n")[0],
+        formatter_class=_Help)
+    p.add_argument("-m", "--model", type=Path, default=None,
+                   help="trained model.keras (default: <run>/model.keras, else the newest runs/*/model.keras)")
+    p.add_argument("-r", "--run", type=Path, default=None,
+                   help="training run folder (config.json, metrics.json); default: the model's folder")
+    p.add_argument("-d", "--data", type=Path, default=None,
+                   help="dataset folder with train/ and test/ (default: the run's, then the usual places)")
+    p.add_argument("-o", "--out", type=Path, default=None, help="output folder (default: <run>/export)")
+    p.add_argument("-f", "--formats", default="all",
+                   help=f"comma-separated subset of: {', '.join(FORMAT_NAMES)}")
+    p.add_argument("-n", "--calibration-count", type=int, default=400,
+                   help="training images used to calibrate the int8 formats")
+    p.add_argument("--min-calibration", type=int, default=300,
+                   help="warn when fewer calibration images than this are found")
+    p.add_argument("-t", "--tolerance", action="append", default=[], metavar="FORMAT.FIELD=VALUE",
+                   help="override a parity tolerance (fields: max_prob_diff, min_agreement, "
+                        "max_accuracy_drop; FORMAT may be 'all'); repeatable")
+    p.add_argument("--skip-parity", action="store_true",
+                   help="skip the comparison with Keras on the test split (not recommended)")
+    p.add_argument("--seed", type=int, default=0, help="seed for drawing calibration images")
+    return p
+
+
+def _resolve_paths(args) -> tuple[Path, Path, Path]:
+    from export.inputs import MODEL_NAME, find_latest_model
+
+    model = args.model or (args.run / MODEL_NAME if args.run else find_latest_model())
+    run_dir = args.run or model.parent
+    return model, run_dir, args.out or run_dir / "export"
+
+
+def _load_images(args, info, size: int, formats, need_test: bool):
+    from export.inputs import load_calibration, load_test
+    from train.data import DatasetNotFound, resolve_data_dir
+
+    needs_cal = any(f.needs_calibration for f in formats)
+    if not (needs_cal or need_test):
+        return None, None, None, None
+    run_data = info.config.get("data")  # where the run was trained, if it still exists
+    try:
+        data_dir = resolve_data_dir(args.data or (run_data if run_data and Path(run_data).is_dir()
+                                                  else None))
+    except DatasetNotFound as e:
+        raise ExportError(str(e)) from None
+    cal = load_calibration(data_dir, size, args.calibration_count, args.seed) if needs_cal else None
+    x, y = (load_test(data_dir, size, bool(info.config.get("exclude_leaked", True)))
+            if need_test else (None, None))
+    if need_test and len(x) == 0:
+        raise ExportError(f"{data_dir}: no test images found (expected test/benign and "
+                          "test/malignant); pass --data, or --skip-parity")
+    return data_dir, cal, x, y
+
+
+def run(args) -> int:
+    from export.inputs import manifest_from_run, read_run
+    from export.pipeline import export_model, image_input_size, load_keras_model
+    from export.report import REPORT_MD, format_table
+
+    if args.calibration_count < 0 or args.min_calibration < 0:
+        raise ExportError("--calibration-count and --min-calibration must be >= 0")
+    formats = select_formats(args.formats)
+    tolerances = parse_tolerances(args.tolerance)
+    model_path, run_dir, out = _resolve_paths(args)
+    print(f"Exporting {model_path} -> {out}")
+    model = load_keras_model(model_path)
+    h, w = image_input_size(model, str(model_path))
+    if h != w:
+        raise ExportError(f"{model_path}: input {h}x{w} is not square; the data loader needs square input")
+    info = read_run(run_dir)
+    for msg in info.warnings:
+        print(msg, file=sys.stderr)
+    data_dir, cal, x, y = _load_images(args, info, h, formats, not args.skip_parity)
+    if cal is not None:
+        print(f"Calibration: {len(cal)} training images from {data_dir}")
+    if x is not None:
+        print(f"Parity: {len(x)} test images from {data_dir}")
+    results = export_model(model, out, [f.name for f in formats], cal, manifest_from_run(info),
+                           test_images=x, test_labels=y, tolerances=tolerances,
+                           min_calibration=args.min_calibration,
+                           log=lambda m: print(m, file=sys.stderr if "warning" in m else sys.stdout))
+    print()
+    print(format_table(results))
+    print(f"\nReport: {out / REPORT_MD}; manifest: {out / 'manifest.json'}")
+    failed = [r for r in results if not r.passed]
+    for r in failed:
+        print(f"error: {r.name}: {r.error or r.status}", file=sys.stderr)
+    _print_next(out, results, data_dir)
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def _print_next(out: Path, results, data_dir) -> None:
+    ok = [r for r in results if r.passed]
+    if not ok:
+        return
+    pick = next((r for r in ok if r.name == "tflite_int8"), ok[0])
+    images = data_dir / "test" if data_dir else "<images or folder>"
+    print("\nNext:")
+    print(f"  python edge/classify.py --model {pick.path} {images}")
+    print(f"  python benchmarks/latency.py --artifacts {out}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return run(args)
+    except ExportError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except ValueError as e:  # e.g. an unknown --formats name
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted: no partial artifact was left under its final name", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,122 @@
+"""What the export CLI gathers before exporting: the run folder, its metrics, and images.
+
+- ``find_latest_model``: the newest ``runs/*/model.keras`` (the CLI's default ``--model``).
+- ``read_run``: ``config.json`` and ``metrics.json`` of a training run (threshold, temperature
+  and test metrics come from ``train/evaluate.py``); missing files become warnings.
+- ``manifest_from_run``: the manifest those fill in.
+- ``load_calibration`` / ``load_test``: uint8 images through ``train.data.load_arrays`` (the
+  same ``edge.preprocess.fit_to_input`` path the edge runner uses).
+
+Example:
+    >>> info = read_run(Path("runs/demo"))                   # doctest: +SKIP
+    >>> manifest_from_run(info).threshold                    # doctest: +SKIP
+    0.37
+"""
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge.manifest import Manifest
+from export.context import ExportError
+
+ROOT = Path(__file__).resolve().parents[1]
+MODEL_NAME = "model.keras"
+
+
+@dataclass
+class RunInfo:
+    """A training run folder's ``config.json`` and ``metrics.json`` (empty dicts if absent)."""
+
+    run_dir: Path
+    config: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def run_id(self) -> str:
+        return str(self.config.get("run_id") or self.run_dir.name)
+
+
+def find_latest_model(roots: tuple[Path, ...] | None = None) -> Path:
+    """Newest ``<root>/*/model.keras`` under ``./runs`` (then the repository's ``runs``)."""
+    roots = roots or (Path("runs"), ROOT / "runs")
+    found = [p for r in roots if r.is_dir() for p in r.glob(f"*/{MODEL_NAME}") if p.is_file()]
+    if not found:
+        raise ExportError(f"no trained model found ({' or '.join(f'{r}/*/{MODEL_NAME}' for r in roots)}); "
+                          "train one with python train/train.py --out runs/<id>, or pass --model")
+    return max(found, key=lambda p: p.stat().st_mtime)
+
+
+def _read_json(path: Path, fix: str) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ExportError(f"{path}: unreadable or not JSON ({e}); {fix}") from e
+    if not isinstance(data, dict):
+        raise ExportError(f"{path}: expected a JSON object; {fix}")
+    return data
+
+
+def read_run(run_dir: Path) -> RunInfo:
+    """Read a run folder; a missing ``metrics.json`` means threshold 0.5 and temperature 1.0."""
+    info = RunInfo(Path(run_dir))
+    cfg, met = info.run_dir / "config.json", info.run_dir / "metrics.json"
+    if cfg.is_file():
+        info.config = _read_json(cfg, "re-run python train/train.py")
+    else:
+        info.warnings.append(f"warning: {cfg} not found; run id taken from the folder name")
+    if met.is_file():
+        info.metrics = _read_json(met, f"re-run python train/evaluate.py --run {info.run_dir}")
+        for key in ("threshold", "temperature"):
+            if not isinstance(info.metrics.get(key), (int, float)):
+                raise ExportError(f"{met}: no numeric '{key}'; re-run python train/evaluate.py "
+                                  f"--run {info.run_dir}")
+    else:
+        info.warnings.append(
+            f"warning: {met} not found: shipping threshold 0.5 and temperature 1.0 with no test "
+            f"metrics; run python train/evaluate.py --run {info.run_dir} first")
+    return info
+
+
+def _scalars(d: Any) -> dict[str, Any]:
+    return {k: v for k, v in d.items() if isinstance(v, (int, float, str, bool))} \
+        if isinstance(d, dict) else {}
+
+
+def manifest_from_run(info: RunInfo) -> Manifest:
+    """Manifest fields known before export: threshold, temperature, run id, test metrics."""
+    m, met = Manifest(), info.metrics
+    m.run_id = info.run_id
+    m.model_name = str(info.config.get("model", ""))
+    if met:
+        m.threshold = float(met["threshold"])
+        m.temperature = float(met["temperature"])
+        m.threshold_rule = str(met.get("threshold_rule", ""))
+        m.metrics = {k: _scalars(met[k]) for k in ("test", "test_full") if k in met}
+        m.metrics.update({k: met[k] for k in ("n_test", "n_test_full") if k in met})
+    return m
+
+
+def load_calibration(data_dir: Path, image_size: int, count: int, seed: int = 0) -> np.ndarray:
+    """Up to ``count`` training images (a seeded random draw) as uint8 ``[N, S, S, 3]``."""
+    from train.data import list_samples, load_arrays
+
+    samples = list_samples(data_dir, "train")
+    random.Random(seed).shuffle(samples)
+    x, _, _ = load_arrays(samples[:count], image_size)
+    return x
+
+
+def load_test(data_dir: Path, image_size: int,
+              exclude_leaked: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """The test split (without the known train/test duplicates) as uint8 images and labels."""
+    from train.data import list_samples, load_arrays
+
+    x, y, _ = load_arrays(list_samples(data_dir, "test", exclude_leaked), image_size)
+    return x, y

@@ -1,0 +1,224 @@
+"""Export pipeline: one Keras model -> every selected format, embedded manifest, parity, report.
+
+``export_model`` is what ``export/convert.py`` and the benchmark call. Per format it runs the
+registry's exporter in a hidden staging folder, opens the result with its real runtime to
+read the input/output quantization, embeds the manifest, and moves the file into place
+atomically; then it writes ``manifest.json`` (with every artifact's sha256 and size), runs
+parity on the test images when given, and writes ``export_report.{md,json}``. A failing
+format becomes a failed row; the others still complete. Ctrl-C leaves no half-written file.
+
+Example:
+    >>> rows = export_model("runs/demo/model.keras", "runs/demo/export", calibration=x_cal,
+    ...                     test_images=x_test, test_labels=y_test)        # doctest: +SKIP
+    >>> [(r.name, r.status) for r in rows]                                 # doctest: +SKIP
+    [('tflite_fp32', 'ok'), ...]
+"""
+from __future__ import annotations
+
+import copy
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+
+from edge.atomic import atomic_write_bytes, sha256_file
+from edge.manifest import MANIFEST_NAME, ArtifactInfo, Manifest, QuantParams, read_embedded
+from edge.runtimes import open_runtime
+from export.context import ExportContext, ExportError
+from export.embed import embed_bytes, embeddable
+from export.formats import FORMATS, Format, Tolerance, select_formats
+from export.parity import ParityResult, check_artifact, keras_probabilities
+from export.report import REPORT_JSON, REPORT_MD, write_reports
+from export.validate import (MIN_CALIBRATION, check_calibration, ensure_writable,
+                             image_input_size, load_keras_model, one_line)
+
+_VERSIONED = ("tensorflow", "tensorflow-cpu", "keras", "numpy", "tf2onnx", "onnx",
+              "onnxruntime", "ai-edge-litert", "opencv-python-headless")
+
+
+@dataclass
+class FormatResult:
+    """One row per format: what was written, how long it took, and whether it is usable."""
+
+    name: str
+    path: Path | None = None
+    ok: bool = False  # exported, embedded and loadable by its runtime
+    error: str = ""
+    seconds: float = 0.0
+    bytes: int = 0
+    sha256: str = ""
+    load_ms: float = 0.0
+    parity: ParityResult | None = None
+
+    @property
+    def passed(self) -> bool:
+        """Exported and (when checked) within its parity tolerance."""
+        return self.ok and (self.parity is None or self.parity.ok)
+
+    @property
+    def status(self) -> str:
+        if not self.ok:
+            return "export failed"
+        if self.parity is None:
+            return "ok (parity not checked)"
+        return "ok" if self.parity.ok else "parity failed"
+
+    def to_row(self) -> dict:
+        return {"format": self.name, "file": self.path.name if self.path else None,
+                "path": str(self.path) if self.path else None, "ok": self.ok,
+                "passed": self.passed, "status": self.status, "error": self.error,
+                "seconds": round(self.seconds, 2), "bytes": self.bytes, "sha256": self.sha256,
+                "load_ms": round(self.load_ms, 2),
+                "parity": self.parity.to_dict() if self.parity else None}
+
+
+def package_versions() -> dict[str, str]:
+    v = {"python": sys.version.split()[0]}
+    for name in _VERSIONED:
+        try:
+            v[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return v
+
+
+def export_model(model_or_path, out_dir: str | Path, formats: str | Iterable[str] | None = None,
+                 calibration: np.ndarray | None = None, manifest: Manifest | None = None, *,
+                 test_images: np.ndarray | None = None, test_labels: np.ndarray | None = None,
+                 tolerances: dict[str, Tolerance] | None = None,
+                 min_calibration: int = MIN_CALIBRATION, opset: int = 17,
+                 log: Callable[[str], None] = print) -> list[FormatResult]:
+    """Export ``model_or_path`` to ``formats`` in ``out_dir``; one ``FormatResult`` per format.
+
+    Raises ``ExportError`` for problems that stop everything (bad model, no calibration
+    images for int8, unwritable folder); per-format failures are rows with ``ok=False``.
+    Parity runs when ``test_images``/``test_labels`` are given.
+    """
+    if isinstance(model_or_path, (str, Path)):
+        model, name = load_keras_model(model_or_path), str(model_or_path)
+    else:
+        model, name = model_or_path, getattr(model_or_path, "name", "model")
+    size = image_input_size(model, name)
+    try:
+        selected = select_formats(formats)
+    except ValueError as e:
+        raise ExportError(str(e)) from e
+    check_calibration(calibration, size, selected, min_calibration, log)
+    out_dir = ensure_writable(Path(out_dir))
+    manifest = _base_manifest(manifest, size, model)
+    for stale in (MANIFEST_NAME, REPORT_JSON, REPORT_MD):  # no sidecar may describe a mix
+        (out_dir / stale).unlink(missing_ok=True)          # of old and new files mid-export
+    staging = Path(tempfile.mkdtemp(prefix=".export-staging-", dir=out_dir))
+    try:
+        ctx = ExportContext(model, calibration, staging / "work", opset)
+        ctx.workdir.mkdir()
+        results = [_export_one(ctx, f, staging, manifest, log) for f in selected]
+        _install(results, staging, out_dir, manifest, log)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    _remove_stale(out_dir, {r.name for r in results if r.ok}, log)
+    manifest.save(out_dir / MANIFEST_NAME)
+    if test_images is not None and test_labels is not None:
+        _parity(model, results, manifest, test_images, test_labels, tolerances or {}, log)
+    write_reports(out_dir, results, manifest)
+    return results
+
+
+def _base_manifest(manifest: Manifest | None, size: tuple[int, int], model) -> Manifest:
+    m = copy.deepcopy(manifest) if manifest is not None else Manifest()
+    m.input_height, m.input_width = size
+    m.model_name = m.model_name or getattr(model, "name", "")
+    m.versions = {**package_versions(), **m.versions}
+    m.created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    m.artifacts = {}
+    return m
+
+
+def _export_one(ctx: ExportContext, fmt: Format, staging: Path, manifest: Manifest,
+                log: Callable[[str], None]) -> FormatResult:
+    """Run one exporter into the staging folder and record its tensors' quantization."""
+    res, raw, t0 = FormatResult(fmt.name), staging / fmt.filename, time.perf_counter()
+    try:
+        fmt.exporter(ctx, raw)
+        rt = open_runtime(raw, fmt.runtime, threads=1)
+        want = (1, manifest.input_height, manifest.input_width, 3)
+        if tuple(rt.input.shape) != want:
+            raise RuntimeError(f"artifact input shape {tuple(rt.input.shape)}, expected {want}")
+        q = lambda s: QuantParams(s.dtype, float(s.scale), int(s.zero_point))  # noqa: E731
+        manifest.artifacts[fmt.name] = ArtifactInfo(fmt.name, fmt.filename, runtime=fmt.runtime,
+                                                    input=q(rt.input), output=q(rt.output))
+        res.ok = True
+    except ExportError as e:
+        res.error = str(e)
+    except Exception as e:  # one format's failure must not stop the others
+        res.error = one_line(e)
+    res.seconds = time.perf_counter() - t0
+    log(f"  {fmt.name:<15} {'exported' if res.ok else 'FAILED: ' + res.error}"
+        f" ({res.seconds:.1f} s)")
+    return res
+
+
+def _install(results: list[FormatResult], staging: Path, out_dir: Path, manifest: Manifest,
+             log: Callable[[str], None]) -> None:
+    """Embed the manifest, rename into place atomically, hash, and reload with the runtime."""
+    for res in results:
+        if not res.ok:
+            continue
+        fmt, final = FORMATS[res.name], out_dir / FORMATS[res.name].filename
+        try:
+            atomic_write_bytes(final, embed_bytes(staging / fmt.filename, manifest))
+            res.path, res.bytes, res.sha256 = final, final.stat().st_size, sha256_file(final)
+            t0 = time.perf_counter()
+            open_runtime(final, fmt.runtime, threads=1)
+            res.load_ms = (time.perf_counter() - t0) * 1000
+            back = read_embedded(final)  # what the edge runner will see without a sidecar
+            if back is None or back.to_dict() != embeddable(manifest).to_dict():
+                raise RuntimeError("edge.manifest.read_embedded does not read back the "
+                                   "embedded manifest")
+            art = manifest.artifacts[res.name]
+            art.sha256, art.bytes = res.sha256, res.bytes
+        except Exception as e:
+            res.ok, res.error = False, f"embedding/writing failed: {one_line(e)}"
+            manifest.artifacts.pop(res.name, None)
+            final.unlink(missing_ok=True)
+            log(f"  {res.name:<15} FAILED: {res.error}")
+
+
+def _remove_stale(out_dir: Path, written: set[str], log: Callable[[str], None]) -> None:
+    """Delete registry artifacts left by an earlier export: the new manifest doesn't cover them."""
+    for fmt in FORMATS.values():
+        p = out_dir / fmt.filename
+        if fmt.name not in written and p.exists():
+            p.unlink()
+            log(f"  removed {p.name} from an earlier export (not part of this manifest)")
+
+
+def _parity(model, results: list[FormatResult], manifest: Manifest, images: np.ndarray,
+            labels: np.ndarray, tolerances: dict[str, Tolerance],
+            log: Callable[[str], None]) -> None:
+    log(f"Checking parity with Keras on {len(images)} test images")
+    p_keras = keras_probabilities(model, images)
+    for res in results:
+        if not res.ok:
+            continue
+        fmt = FORMATS[res.name]
+        try:
+            res.parity = check_artifact(res.path, fmt, manifest, images, labels, p_keras,
+                                        tolerances.get(res.name, fmt.tolerance))
+        except Exception as e:
+            res.ok, res.error = False, f"could not run for parity: {one_line(e)}"
+            log(f"  {res.name:<15} FAILED: {res.error}")
+            continue
+        p = res.parity
+        if not p.ok:
+            res.error = "outside tolerance: " + "; ".join(p.failures)
+        log(f"  {res.name:<15} {'ok' if p.ok else 'FAILED'}: agreement {p.agreement:.2%}, "
+            f"accuracy {p.accuracy:.4f} (Keras {p.keras_accuracy:.4f}), "
+            f"max |dp| {p.max_abs_diff:.1e}")

@@ -1,0 +1,101 @@
+"""Export report: one row per format (size, load time, parity figures, status) as Markdown and JSON.
+
+Both files are written atomically beside the artifacts; ``format_table`` is what the CLI prints.
+
+Example:
+    >>> print(format_table(results))        # doctest: +SKIP
+    | format | file | size | ...
+"""
+from __future__ import annotations
+
+import json
+import math
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from edge.atomic import atomic_write_text
+from edge.manifest import Manifest
+
+REPORT_JSON = "export_report.json"
+REPORT_MD = "export_report.md"
+COLUMNS = ("format", "file", "size", "export s", "load ms", "accuracy", "AUC", "sens.",
+           "spec.", "agree", "max |dp|", "mean |dp|", "status")
+
+
+def _size(n: int) -> str:
+    return f"{n / 1e6:.2f} MB" if n >= 1e6 else f"{n / 1e3:.1f} KB" if n else "-"
+
+
+def _f(v: Any, fmt: str = ".4f") -> str:
+    return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, fmt)
+
+
+def table_rows(results) -> list[list[str]]:
+    rows = []
+    for r in results:
+        p = r.parity
+        rows.append([r.name, r.path.name if r.path else "-", _size(r.bytes), f"{r.seconds:.1f}",
+                     _f(r.load_ms if r.ok else None, ".1f"),
+                     _f(p and p.accuracy), _f(p and p.roc_auc), _f(p and p.sensitivity),
+                     _f(p and p.specificity), _f(p and p.agreement, ".2%"),
+                     _f(p and p.max_abs_diff, ".1e"), _f(p and p.mean_abs_diff, ".1e"),
+                     r.status])
+    return rows
+
+
+def format_table(results) -> str:
+    """A Markdown table of the results (also readable in a terminal)."""
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(row) + " |" for row in table_rows(results)]
+    return "\n".join(lines)
+
+
+def report_dict(results, manifest: Manifest) -> dict[str, Any]:
+    checked = [r.parity for r in results if r.parity is not None]
+    return {
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "model": manifest.model_name, "run_id": manifest.run_id,
+        "input": [manifest.input_height, manifest.input_width, manifest.channels],
+        "threshold": manifest.threshold, "temperature": manifest.temperature,
+        "n_test": checked[0].n if checked else 0,
+        "keras_accuracy": checked[0].keras_accuracy if checked else None,
+        "evaluation_metrics": manifest.metrics,
+        "passed": all(r.passed for r in results),
+        "rows": [r.to_row() for r in results],
+        "trained_on": manifest.trained_on, "disclaimer": manifest.disclaimer,
+    }
+
+
+def report_markdown(results, manifest: Manifest) -> str:
+    d = report_dict(results, manifest)
+    failed = [r for r in results if not r.passed]
+    lines = [
+        f"# Export report: {manifest.model_name or 'model'} ({manifest.run_id or 'no run id'})",
+        "",
+        f"- Input {manifest.input_height}x{manifest.input_width} RGB, pixels 0..255 "
+        f"(the model scales them); threshold {manifest.threshold:.4f} on the calibrated "
+        f"probability (temperature {manifest.temperature:.3f}).",
+        f"- Parity on {d['n_test']} test images against the Keras model"
+        + (f" (Keras accuracy {d['keras_accuracy']:.4f})." if d["keras_accuracy"] is not None
+           else " was not run."),
+        "- |dp| is the absolute difference of the raw sigmoid output from Keras; agreement is "
+        "the share of images with the same label at the threshold.",
+        "",
+        format_table(results),
+        "",
+    ]
+    if failed:
+        lines += ["## Problems", ""] + [f"- **{r.name}**: {r.error or r.status}" for r in failed]
+        lines.append("")
+    lines += [f"Trained on: {manifest.trained_on}.", "", f"*{manifest.disclaimer}*", ""]
+    return "\n".join(lines)
+
+
+def write_reports(out_dir: Path, results, manifest: Manifest) -> tuple[Path, Path]:
+    """Write ``export_report.json`` and ``export_report.md`` atomically; return their paths."""
+    out_dir = Path(out_dir)
+    j = atomic_write_text(out_dir / REPORT_JSON,
+                          json.dumps(report_dict(results, manifest), indent=2, default=str))
+    m = atomic_write_text(out_dir / REPORT_MD, report_markdown(results, manifest))
+    return j, m

@@ -1,0 +1,95 @@
+"""Up-front checks that stop an export before it starts, each with a one-line message.
+
+A missing, empty or corrupt ``.keras`` file; a model that does not take one RGB image and
+return one probability; int8 formats without calibration images (and a warning below
+``MIN_CALIBRATION``); an output folder that cannot be written.
+
+Example:
+    >>> model = load_keras_model("runs/demo/model.keras")        # doctest: +SKIP
+    >>> image_input_size(model)                                  # doctest: +SKIP
+    (224, 224)
+"""
+from __future__ import annotations
+
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from export.context import ExportError
+from export.formats import Format
+
+MIN_CALIBRATION = 300  # fewer calibration images than this: int8 ranges may be poor (warned)
+
+
+def one_line(e: BaseException) -> str:
+    """``"TypeName: first line of the message"`` for a failed row or an error line."""
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0][:300]}" if text else type(e).__name__
+
+
+def load_keras_model(path: str | Path):
+    """Load a ``.keras`` model, or raise ``ExportError`` naming the file and the fix."""
+    path = Path(path)
+    if not path.is_file():
+        raise ExportError(f"{path}: Keras model not found (train one with python train/train.py, "
+                          "or pass --model runs/<run>/model.keras)")
+    if path.suffix not in (".keras", ".h5"):
+        raise ExportError(f"{path}: not a .keras model file (pass the model.keras of a run)")
+    if path.stat().st_size == 0:
+        raise ExportError(f"{path}: empty file (0 bytes); re-run python train/train.py")
+    if path.suffix == ".keras" and not zipfile.is_zipfile(path):
+        raise ExportError(f"{path}: not a valid .keras file (not a zip archive: truncated or "
+                          "corrupt); re-run python train/train.py")
+    import keras
+
+    try:
+        return keras.saving.load_model(path, compile=False)
+    except Exception as e:  # zipfile/JSON/h5 errors: the file is corrupt or truncated
+        raise ExportError(f"{path}: cannot load the Keras model, the file is corrupt or "
+                          f"truncated ({one_line(e)}); re-run python train/train.py") from e
+
+
+def image_input_size(model, name: str = "model") -> tuple[int, int]:
+    """(height, width) of a single-image-input, single-probability-output model."""
+    ins = model.inputs if hasattr(model, "inputs") else []
+    shape = tuple(model.input_shape) if len(ins) == 1 else None
+    if shape is None or len(shape) != 4 or shape[3] != 3 or not shape[1] or not shape[2]:
+        raise ExportError(f"{name}: input shape {shape if shape else len(ins)} is not one RGB "
+                          "image (expected (None, H, W, 3)); export a model from train/train.py")
+    out = tuple(model.output_shape) if len(model.outputs) == 1 else None
+    if out is None or int(np.prod([d for d in out[1:]])) != 1:
+        raise ExportError(f"{name}: output shape {out} is not one sigmoid probability "
+                          "(expected (None, 1))")
+    return int(shape[1]), int(shape[2])
+
+
+def ensure_writable(out_dir: Path) -> Path:
+    """Create ``out_dir`` and prove a file can be written there, or raise ``ExportError``."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out_dir, prefix=".write-test-"):
+            pass
+    except OSError as e:
+        raise ExportError(f"{out_dir}: output folder is not writable ({e.strerror or e}); "
+                          "pass --out to a writable folder") from e
+    return out_dir
+
+
+def check_calibration(calibration: np.ndarray | None, size: tuple[int, int],
+                      formats: list[Format], minimum: int, log: Callable[[str], None]) -> None:
+    """Refuse int8 formats without calibration images; warn below ``minimum`` images."""
+    needs = [f.name for f in formats if f.needs_calibration]
+    n = 0 if calibration is None else len(calibration)
+    if n and (calibration.dtype != np.uint8 or calibration.shape[1:] != (*size, 3)):
+        raise ExportError(f"calibration images are {calibration.dtype} {calibration.shape[1:]}, "
+                          f"expected uint8 {(*size, 3)} (edge.preprocess.fit_to_input)")
+    if needs and n == 0:
+        raise ExportError(f"no calibration images found, and {', '.join(needs)} need them; pass "
+                          "--data DIR with train/benign and train/malignant images, or leave "
+                          "these formats out with --formats")
+    if needs and n < minimum:
+        log(f"warning: only {n} calibration images (fewer than {minimum}); int8 activation "
+            "ranges may be poor: use more training images (--calibration-count)")

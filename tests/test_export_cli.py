@@ -1,0 +1,169 @@
+"""``python export/convert.py``: defaults, run metrics in the manifest, exit codes, clear errors."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from edge.manifest import Manifest
+from export.context import ExportError
+from export.convert import main, parse_tolerances
+from export.inputs import find_latest_model
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _run_dir(tmp_path: Path, model: Path, metrics: dict | None = None) -> Path:
+    run = tmp_path / "runs" / "r1"
+    run.mkdir(parents=True)
+    shutil.copy(model, run / "model.keras")
+    (run / "config.json").write_text(json.dumps({"run_id": "r1-id", "model": "tiny_cnn",
+                                                 "image_size": 32}))
+    if metrics is not None:
+        (run / "metrics.json").write_text(json.dumps(metrics))
+    return run
+
+
+def _one_line_error(capsys, *needles: str) -> str:
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("error:")]
+    assert len(err) == 1, err
+    for n in needles:
+        assert n in err[0], err[0]
+    return err[0]
+
+
+def test_cli_exports_checks_and_prints_next_command(tiny_model_path, synthetic_dataset,
+                                                    tmp_path, capsys):
+    out = tmp_path / "out"
+    rc = main(["--model", str(tiny_model_path), "--data", str(synthetic_dataset), "--out", str(out),
+               "--formats", "tflite_int8,onnx_fp32", "--calibration-count", "40"])
+    cap = capsys.readouterr()
+    assert rc == 0, cap.err
+    assert "metrics.json not found" in cap.err and "train/evaluate.py" in cap.err
+    assert "only 40 calibration images" in cap.err
+    assert "| tflite_int8 | model_int8.tflite |" in cap.out
+    assert f"python edge/classify.py --model {out / 'model_int8.tflite'}" in cap.out
+    assert f"python benchmarks/latency.py --artifacts {out}" in cap.out
+    m = Manifest.load(out / "manifest.json")
+    assert set(m.artifacts) == {"tflite_int8", "onnx_fp32"}
+    assert (m.threshold, m.temperature) == (0.5, 1.0)
+    report = json.loads((out / "export_report.json").read_text())
+    assert report["n_test"] == 16 and all(r["parity"]["ok"] for r in report["rows"])
+
+
+def test_cli_fills_manifest_from_run_metrics(tiny_model_path, tmp_path, capsys):
+    metrics = {"threshold": 0.31, "threshold_rule": "sensitivity>=0.95 on val",
+               "temperature": 1.7, "n_test": 633,
+               "test": {"accuracy": 0.93, "roc_auc": 0.97, "sensitivity": 0.95,
+                        "specificity": 0.91, "curve": [1, 2, 3]}}
+    run = _run_dir(tmp_path, tiny_model_path, metrics)
+    rc = main(["--run", str(run), "--formats", "tflite_fp32", "--skip-parity"])
+    assert rc == 0, capsys.readouterr().err
+    m = Manifest.load(run / "export" / "manifest.json")
+    assert (m.threshold, m.temperature, m.run_id, m.model_name) == (0.31, 1.7, "r1-id", "tiny_cnn")
+    assert m.threshold_rule == "sensitivity>=0.95 on val"
+    assert m.metrics["test"] == {"accuracy": 0.93, "roc_auc": 0.97, "sensitivity": 0.95,
+                                 "specificity": 0.91}
+    assert m.metrics["n_test"] == 633
+
+
+def test_cli_out_of_tolerance_exits_1_naming_numbers(tiny_model_path, synthetic_dataset,
+                                                     tmp_path, capsys):
+    out = tmp_path / "out"
+    rc = main(["--model", str(tiny_model_path), "--data", str(synthetic_dataset), "--out", str(out),
+               "--formats", "tflite_fp16,tflite_fp32", "--tolerance", "tflite_fp16.max_prob_diff=0"])
+    err = capsys.readouterr().err
+    assert rc == 1
+    assert "error: tflite_fp16: outside tolerance: max |p - p_keras|" in err
+    assert "> 0e+00" in err and "tflite_fp32" not in err.split("error:", 1)[1]
+
+
+def test_default_model_is_newest_run(tmp_path, tiny_model_path):
+    old = _run_dir(tmp_path, tiny_model_path) / "model.keras"
+    new = tmp_path / "runs" / "r2" / "model.keras"
+    new.parent.mkdir()
+    shutil.copy(tiny_model_path, new)
+    os.utime(old, (time.time() - 100, time.time() - 100))
+    assert find_latest_model((tmp_path / "runs",)) == new
+    with pytest.raises(ExportError, match="no trained model found"):
+        find_latest_model((tmp_path / "nothing",))
+
+
+def test_tolerance_overrides():
+    tol = parse_tolerances(["tflite_int8.min_agreement=0.9", "all.max_prob_diff=none",
+                            "onnx_fp32.max_accuracy_drop=0.05"])
+    assert tol["tflite_int8"].min_agreement == 0.9 and tol["tflite_fp32"].min_agreement == 0.99
+    assert all(t.max_prob_diff is None for t in tol.values())
+    assert tol["onnx_fp32"].max_accuracy_drop == 0.05
+    for bad, msg in (("tflite_int8.min_agreement", "FORMAT.FIELD=VALUE"),
+                     ("foo.min_agreement=1", "unknown format 'foo'"),
+                     ("all.speed=1", "unknown tolerance field")):
+        with pytest.raises(ExportError, match=msg):
+            parse_tolerances([bad])
+
+
+@pytest.mark.parametrize("case", ["missing", "empty", "garbage", "truncated", "bad_member",
+                                  "not_keras"])
+def test_bad_model_file_is_one_line_error(case, tiny_model_path, tmp_path, capsys):
+    path = tmp_path / ("model.txt" if case == "not_keras" else "model.keras")
+    data = tiny_model_path.read_bytes()
+    bad_member = data[:200] + b"x" * 200 + data[400:]  # zip directory intact, a member corrupt
+    content = {"missing": None, "empty": b"", "garbage": os.urandom(2048),
+               "truncated": data[: len(data) // 2], "bad_member": bad_member,
+               "not_keras": data}[case]
+    if content is not None:
+        path.write_bytes(content)
+    rc = main(["--model", str(path), "--formats", "tflite_fp32", "--skip-parity"])
+    assert rc == 2
+    _one_line_error(capsys, str(path))
+    assert not (tmp_path / "export").exists() or not any((tmp_path / "export").iterdir())
+
+
+def test_model_without_image_input_is_refused(tmp_path, capsys):
+    import keras
+
+    m = keras.Sequential([keras.Input((10,)), keras.layers.Dense(1, activation="sigmoid")])
+    path = tmp_path / "tabular.keras"
+    m.save(path)
+    assert main(["--model", str(path), "--skip-parity", "--formats", "tflite_fp32"]) == 2
+    _one_line_error(capsys, str(path), "is not one RGB image")
+
+
+def test_no_calibration_images(tiny_model_path, tmp_path, capsys):
+    data = tmp_path / "data"
+    for split in ("train", "test"):
+        for label in ("benign", "malignant"):
+            (data / split / label).mkdir(parents=True)
+    rc = main(["--model", str(tiny_model_path), "--data", str(data), "--out", str(tmp_path / "o"),
+               "--formats", "tflite_int8", "--skip-parity"])
+    assert rc == 2
+    _one_line_error(capsys, "no calibration images found", "tflite_int8", "--data")
+
+
+def test_unwritable_output_folder(tiny_model_path, tmp_path, capsys):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    rc = main(["--model", str(tiny_model_path), "--out", str(blocker / "export"),
+               "--formats", "tflite_fp32", "--skip-parity"])
+    assert rc == 2
+    _one_line_error(capsys, str(blocker / "export"), "not writable", "--out")
+
+
+def test_unknown_format_is_usage_error(tiny_model_path, capsys):
+    assert main(["--model", str(tiny_model_path), "--formats", "tflite_int4"]) == 2
+    _one_line_error(capsys, "tflite_int4", "choose from")
+
+
+def test_script_runs_from_any_folder(tmp_path):
+    """The bootstrap lets ``python export/convert.py`` import the package without install."""
+    r = subprocess.run([sys.executable, str(ROOT / "export" / "convert.py"), "--help"],
+                       cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "PYTHONPATH": ""})
+    assert r.returncode == 0 and "--calibration-count" in r.stdout

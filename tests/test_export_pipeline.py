@@ -1,0 +1,213 @@
+"""Export pipeline on a tiny trained model: every format, real runtimes, parity, manifest, atomicity."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+from edge.atomic import sha256_file
+from edge.classifier import Classifier
+from edge.manifest import Manifest, find_manifest, read_embedded
+from edge.runtimes import open_runtime
+from export.formats import FORMAT_NAMES, FORMATS, Tolerance, select_formats
+from export.parity import check_artifact, keras_probabilities
+from export.pipeline import export_model
+from tests.fixtures_export import synthetic_arrays
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def keras_model(tiny_model_path):
+    import keras
+
+    return keras.saving.load_model(tiny_model_path, compile=False)
+
+
+@pytest.fixture(scope="module")
+def test_set():
+    return synthetic_arrays(48, seed=12)  # the images the tiny_export fixture checked parity on
+
+
+def test_tiny_model_outputs_vary(keras_model, test_set):
+    """Parity on a model with constant outputs would prove nothing."""
+    p = keras_probabilities(keras_model, test_set[0])
+    assert p.max() - p.min() > 0.5, f"tiny model outputs barely vary: {p.min():.3g}..{p.max():.3g}"
+    assert 0.3 < np.mean(p >= 0.5) < 0.7
+
+
+def test_registry_names_files_and_selection():
+    assert FORMAT_NAMES == ("tflite_fp32", "tflite_fp16", "tflite_dynamic", "tflite_int8",
+                            "onnx_fp32", "onnx_int8")
+    assert len({f.filename for f in FORMATS.values()}) == len(FORMATS)
+    assert [f.name for f in select_formats("onnx_int8, tflite_fp32")] == ["tflite_fp32", "onnx_int8"]
+    with pytest.raises(ValueError, match="tflite_int4.*choose from"):
+        select_formats("tflite_int4")
+
+
+def test_every_format_exported(tiny_export_results):
+    out, results = tiny_export_results
+    assert [r.name for r in results] == list(FORMAT_NAMES)
+    for r in results:
+        assert r.ok and r.passed, f"{r.name}: {r.error}"
+        assert r.path == out / FORMATS[r.name].filename and r.path.is_file()
+        assert r.bytes == r.path.stat().st_size > 0
+    assert not [p for p in out.iterdir() if p.name.startswith(".")], "temporary files left"
+
+
+@pytest.mark.parametrize("name", FORMAT_NAMES)
+def test_artifact_runs_with_real_runtime(tiny_export, name):
+    fmt = FORMATS[name]
+    rt = open_runtime(tiny_export / fmt.filename, backend=fmt.runtime)
+    assert rt.backend == fmt.runtime
+    assert rt.input.shape == (1, 32, 32, 3)
+    art = Manifest.load(tiny_export / "manifest.json").artifacts[name]
+    assert (art.input.dtype, art.input.scale, art.input.zero_point) == (
+        rt.input.dtype, pytest.approx(rt.input.scale), rt.input.zero_point)
+    assert (art.output.dtype, art.output.scale, art.output.zero_point) == (
+        rt.output.dtype, pytest.approx(rt.output.scale), rt.output.zero_point)
+    if name == "tflite_int8":
+        assert rt.input.dtype == rt.output.dtype == "int8"
+        assert art.input.quantized and art.output.quantized
+    else:
+        assert rt.input.dtype == "float32"
+
+
+@pytest.mark.parametrize("name", FORMAT_NAMES)
+def test_parity_with_keras(tiny_export, keras_model, test_set, name):
+    """Independent re-check: the runner's code path vs Keras on the same uint8 images."""
+    x, y = test_set
+    fmt = FORMATS[name]
+    clf = Classifier(tiny_export / fmt.filename, backend=fmt.runtime)
+    p_art = np.array([clf.raw_probability(clf.prepare(img)) for img in x])
+    p_keras = keras_probabilities(keras_model, x)
+    agree = np.mean((p_art >= 0.5) == (p_keras >= 0.5))
+    if fmt.quantized:
+        assert agree >= 0.95 and np.abs(p_art - p_keras).max() < 0.25
+    else:
+        assert agree == 1.0 and np.abs(p_art - p_keras).max() <= fmt.tolerance.max_prob_diff
+    report = json.loads((tiny_export / "export_report.json").read_text())
+    row = next(r for r in report["rows"] if r["format"] == name)
+    assert row["parity"]["n"] == len(x) and row["parity"]["ok"]
+    assert row["parity"]["agreement"] == pytest.approx(agree)
+    assert row["parity"]["max_abs_diff"] == pytest.approx(np.abs(p_art - p_keras).max(), abs=1e-6)
+
+
+def test_manifest_sidecar_checksums(tiny_export):
+    m = Manifest.load(tiny_export / "manifest.json")
+    assert set(m.artifacts) == set(FORMAT_NAMES)
+    assert (m.input_height, m.input_width, m.color_order) == (32, 32, "RGB")
+    assert m.versions.get("tensorflow-cpu") or m.versions.get("tensorflow")
+    for name, art in m.artifacts.items():
+        path = tiny_export / art.file
+        assert art.sha256 == sha256_file(path) and art.bytes == path.stat().st_size
+        assert art.runtime == FORMATS[name].runtime
+
+
+@pytest.mark.parametrize("name", FORMAT_NAMES)
+def test_embedded_manifest_round_trip(tiny_export, tmp_path, name):
+    """Each file carries the manifest; the runner works from the artifact alone."""
+    sidecar = Manifest.load(tiny_export / "manifest.json")
+    embedded = read_embedded(tiny_export / FORMATS[name].filename)
+    assert embedded is not None
+    expected = sidecar.to_dict()
+    for a in expected["artifacts"].values():
+        a["sha256"], a["bytes"] = "", 0  # a file cannot hold its own hash
+    assert embedded.to_dict() == expected
+    alone = tmp_path / FORMATS[name].filename
+    shutil.copy(tiny_export / FORMATS[name].filename, alone)
+    assert find_manifest(alone).to_dict() == expected
+    img = synthetic_arrays(1, seed=5)[0][0]
+    p_alone = Classifier(alone).predict_rgb(img).raw_probability
+    p_sidecar = Classifier(tiny_export / FORMATS[name].filename).predict_rgb(img).raw_probability
+    assert p_alone == pytest.approx(p_sidecar, abs=1e-7)
+
+
+def test_report_files(tiny_export):
+    report = json.loads((tiny_export / "export_report.json").read_text())
+    assert report["passed"] is True and len(report["rows"]) == len(FORMAT_NAMES)
+    for row in report["rows"]:
+        assert {"format", "bytes", "seconds", "load_ms", "status", "parity"} <= set(row)
+    md = (tiny_export / "export_report.md").read_text()
+    assert "| format |" in md and "model_int8.onnx" in md and "not a medical device" in md
+
+
+def test_parity_outside_tolerance_names_numbers(tiny_export, keras_model, test_set):
+    x, y = test_set
+    m = Manifest.load(tiny_export / "manifest.json")
+    p_keras = keras_probabilities(keras_model, x)
+    strict = Tolerance(max_prob_diff=0.0, min_agreement=1.0, max_accuracy_drop=0.0)
+    r = check_artifact(tiny_export / "model_int8.tflite", FORMATS["tflite_int8"], m, x, y,
+                       p_keras, strict)
+    assert not r.ok and r.max_abs_diff > 0
+    assert any(f"{r.max_abs_diff:.2e}" in f for f in r.failures)
+
+
+def _failing(name: str, exporter):
+    return dataclasses.replace(FORMATS[name], exporter=exporter)
+
+
+def test_failing_format_does_not_stop_others(monkeypatch, tiny_model_path, tiny_export, tmp_path):
+    out = tmp_path / "export"
+    out.mkdir()
+    shutil.copy(tiny_export / "model_fp16.tflite", out)  # stale file from an earlier export
+
+    def boom(ctx, dst):
+        raise RuntimeError("converter exploded")
+
+    def garbage(ctx, dst):
+        dst.write_bytes(b"this is not a flatbuffer")
+
+    monkeypatch.setitem(FORMATS, "tflite_fp16", _failing("tflite_fp16", boom))
+    monkeypatch.setitem(FORMATS, "tflite_dynamic", _failing("tflite_dynamic", garbage))
+    x, y = synthetic_arrays(16, seed=3)
+    results = export_model(tiny_model_path, out, "tflite_fp32,tflite_fp16,tflite_dynamic,onnx_fp32",
+                           test_images=x, test_labels=y, log=lambda m: None)
+    by = {r.name: r for r in results}
+    assert by["tflite_fp16"].error == "RuntimeError: converter exploded" and not by["tflite_fp16"].ok
+    assert not by["tflite_dynamic"].ok and "not a valid TFLite model" in by["tflite_dynamic"].error
+    assert by["tflite_fp32"].passed and by["onnx_fp32"].passed
+    assert sorted(p.name for p in out.glob("model_*")) == ["model_fp32.onnx", "model_fp32.tflite"]
+    assert set(Manifest.load(out / "manifest.json").artifacts) == {"tflite_fp32", "onnx_fp32"}
+    report = json.loads((out / "export_report.json").read_text())
+    assert report["passed"] is False
+    assert {r["format"]: r["status"] for r in report["rows"]}["tflite_fp16"] == "export failed"
+
+
+def test_interrupted_export_leaves_no_valid_looking_file(monkeypatch, tiny_model_path,
+                                                        tiny_export, tmp_path):
+    out = tmp_path / "export"
+    out.mkdir()
+    old = tiny_export / "model_fp32.tflite"
+    shutil.copy(old, out)
+
+    def half_then_interrupt(ctx, dst):
+        dst.write_bytes(old.read_bytes()[: old.stat().st_size // 2])
+        raise KeyboardInterrupt
+
+    monkeypatch.setitem(FORMATS, "tflite_fp16", _failing("tflite_fp16", half_then_interrupt))
+    with pytest.raises(KeyboardInterrupt):
+        export_model(tiny_model_path, out, "tflite_fp32,tflite_fp16", log=lambda m: None)
+    assert sorted(p.name for p in out.iterdir()) == ["model_fp32.tflite"]  # no staging, no temp
+    assert sha256_file(out / "model_fp32.tflite") == sha256_file(old)  # earlier file untouched
+
+
+LEGACY_PYTHON = os.environ.get("TFLITE_RUNTIME_PYTHON", "")
+_LOAD = ("import sys, numpy as np\nfrom tflite_runtime.interpreter import Interpreter\n"
+         "it = Interpreter(model_path=sys.argv[1]); it.allocate_tensors()\n"
+         "d = it.get_input_details()[0]; it.set_tensor(d['index'], np.zeros(d['shape'], d['dtype']))\n"
+         "it.invoke(); print('ok')")
+
+
+@pytest.mark.skipif(not LEGACY_PYTHON, reason="set TFLITE_RUNTIME_PYTHON to a Python with "
+                    "tflite-runtime==2.14.0 (numpy<2) to check the legacy-device formats")
+@pytest.mark.parametrize("name", ["tflite_dynamic", "tflite_int8", "tflite_fp32"])
+def test_loads_on_tflite_runtime_2_14(tiny_export, name):
+    r = subprocess.run([LEGACY_PYTHON, "-c", _LOAD, str(tiny_export / FORMATS[name].filename)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-500:]
