@@ -1,7 +1,7 @@
 """A classifier = a runtime + its manifest. Returns typed ``Prediction``s for RGB images.
 
 Example:
-    >>> clf = Classifier("models/skinlesion_int8.tflite")            # doctest: +SKIP
+    >>> clf = Classifier("models/model_int8.tflite")            # doctest: +SKIP
     >>> clf.predict_file("lesion.jpg").label                         # doctest: +SKIP
     'benign'
 """
@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edge.atomic import sha256_file
 from edge.images import load_rgb
 from edge.manifest import Manifest, ManifestError, find_manifest
 from edge.preprocess import dequantize, fit_to_input, to_model_input
@@ -38,11 +39,26 @@ class Classifier:
     """Runs one exported artifact with the preprocessing its manifest prescribes."""
 
     def __init__(self, model_path: str | Path, backend: str = "auto",
-                 threads: int | None = None, manifest: Manifest | None = None):
+                 threads: int | None = None, manifest: Manifest | None = None,
+                 verify: bool = False):
         self.model_path = Path(model_path)
-        self.manifest = manifest or find_manifest(self.model_path)
+        # the runtime first: a corrupt model is reported as such, not as a manifest problem
         self.runtime = open_runtime(self.model_path, backend, threads)
+        self.manifest = manifest or find_manifest(self.model_path)
+        if verify:
+            self._check_hash()
         self._check_shape()
+
+    def _check_hash(self) -> None:
+        """The file must be the one its manifest lists (same sha256), when the manifest says."""
+        art = self.manifest.artifact_for(self.model_path)
+        if not art or not art.sha256 or not self.model_path.is_file():
+            return
+        if sha256_file(self.model_path) != art.sha256:
+            raise ManifestError(
+                f"{self.model_path}: file differs from the sha256 its manifest.json lists "
+                "(corrupt or partly copied, or the manifest belongs to another export); copy "
+                "the model and its manifest.json again from the same export")
 
     def _check_shape(self) -> None:
         m, shape = self.manifest, self.runtime.input.shape
@@ -53,6 +69,10 @@ class Classifier:
                 f"manifest ({want[0]}x{want[1]}x{want[2]}); use the manifest.json exported "
                 "with this model"
             )
+        out = self.runtime.output.shape
+        if int(np.prod([d for d in out if d > 0])) != 1:
+            raise ManifestError(f"{self.model_path}: model output shape {tuple(out)} is not one "
+                                "probability; export the model with python export/convert.py")
 
     @property
     def backend(self) -> str:

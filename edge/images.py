@@ -110,7 +110,7 @@ def load_rgb(path: str | Path) -> np.ndarray:
     if not path.exists():
         raise ImageError(path, "file not found", "check the path")
     if path.is_dir():
-        raise ImageError(path, "is a folder, not an image", "pass image files or use a folder input")
+        raise ImageError(path, "is a folder, not an image", "pass image files")
     try:
         data = path.read_bytes()
     except OSError as e:

@@ -8,6 +8,10 @@ model's input size with ``cv2.INTER_AREA`` when shrinking or ``INTER_LINEAR`` wh
 enlarging, keep RGB uint8 pixels 0..255 (the model scales them itself), then cast to
 float32 or quantize with the artifact's own input scale and zero point.
 
+A TensorFlow re-implementation (``tf.io.decode_jpeg(dct_method="INTEGER_ACCURATE")`` +
+``tf.image.resize(method="area")``) lands within 1 grey level of this; TF's default (fast
+IDCT) JPEG decoder does not (up to ~18 grey levels). See ``tests/test_edge_preprocess.py``.
+
 Example:
     >>> import numpy as np
     >>> fit_to_input(np.zeros((300, 400, 3), np.uint8), 96, 96).shape

@@ -6,16 +6,20 @@ exposes its input/output tensor specs (shape, dtype, quantization read from the 
 itself) and ``run(x) -> raw output``. TensorFlow is imported only as the last fallback.
 
 Example:
-    >>> rt = open_runtime("models/skinlesion_int8.tflite", threads=2)   # doctest: +SKIP
+    >>> rt = open_runtime("models/model_int8.tflite", threads=2)   # doctest: +SKIP
     >>> rt.input.shape, rt.input.dtype                                   # doctest: +SKIP
     ((1, 224, 224, 3), 'int8')
 """
 from __future__ import annotations
 
 import importlib
+import os
+import sys
+import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -86,8 +90,9 @@ class TFLiteRuntime:
         mod = importlib.import_module(_MODULE[backend])
         cls = mod.lite.Interpreter if backend == "tensorflow" else mod.Interpreter
         try:
-            self._it = cls(model_path=str(path), num_threads=threads)
-            self._it.allocate_tensors()
+            with _without_native_info():
+                self._it = cls(model_path=str(path), num_threads=threads)
+                self._it.allocate_tensors()
         except (ValueError, RuntimeError) as e:
             raise ModelLoadError(f"{path}: not a valid TFLite model "
                                  f"({str(e).strip().splitlines()[0][:160]})") from e
@@ -100,6 +105,29 @@ class TFLiteRuntime:
         self._it.set_tensor(self._in["index"], x)
         self._it.invoke()
         return self._it.get_tensor(self._out["index"])
+
+
+@contextmanager
+def _without_native_info() -> Iterator[None]:
+    """Drop the native "INFO: Created TensorFlow Lite XNNPACK delegate" line; keep other output."""
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # no real stderr (e.g. captured): leave it
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(fd)
+    with tempfile.TemporaryFile() as tmp:
+        os.dup2(tmp.fileno(), fd)
+        try:
+            yield
+        finally:
+            os.dup2(saved, fd)
+            os.close(saved)
+            tmp.seek(0)
+            for line in tmp.read().decode("utf-8", "replace").splitlines():
+                if not line.startswith("INFO: "):
+                    print(line, file=sys.stderr)
 
 
 def _spec(d: dict[str, Any]) -> TensorSpec:

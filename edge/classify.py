@@ -1,0 +1,263 @@
+"""Classify skin-lesion photos (files, folders, globs) or live camera/video with an exported model.
+
+Research and education tool, NOT a medical device: it does not diagnose. Preprocessing,
+labels and the decision threshold come from the model's manifest (manifest.json beside the
+model, or embedded in it). Imports only numpy, OpenCV and one inference runtime.
+
+Examples:
+    python edge/classify.py lesion.jpg photos/ "more/*.png"
+    python edge/classify.py --model runs/demo/export/model_int8.onnx --json results.json photos/
+    python edge/classify.py --camera                    # Pi camera module if present, else USB 0
+    python edge/classify.py --camera 1 --roi 0.6 --save session.mp4
+    python edge/classify.py --video clip.mp4 --headless --csv frames.csv
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make the repository root importable
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+
+import argparse
+import os
+import time
+
+os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")  # no OpenCV warning lines around ours
+
+EXIT_OK, EXIT_BAD_INPUT, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+DEFAULT_MODEL = Path("models") / "model_int8.tflite"
+EXIT_CODES = """exit codes:
+  0    every input (image or frame) was classified
+  1    some inputs were bad (missing, unreadable, dropped frames); all the others were
+       classified and every requested output was still written
+  2    usage or model error: bad flags, no/corrupt model, runtime not installed, manifest
+       does not match the model, camera or video cannot be opened
+  130  interrupted (Ctrl-C) while classifying files; results so far were written"""
+
+
+def default_model() -> Path:
+    """``models/model_int8.tflite`` in the current folder, else in the repository root."""
+    if DEFAULT_MODEL.is_file():
+        return DEFAULT_MODEL
+    repo = Path(__file__).resolve().parents[1] / DEFAULT_MODEL
+    return repo if repo.is_file() else DEFAULT_MODEL
+
+
+class UsageError(Exception):
+    """A problem with the command line or the model: one line, exit code 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from edge.runtimes import BACKENDS
+
+    p = argparse.ArgumentParser(
+        prog="python edge/classify.py", description="\n\n".join(__doc__.split("\n\n")[:2]),
+        epilog=EXIT_CODES, formatter_class=_Help)
+    p.add_argument("inputs", nargs="*", help="image files, folders (searched recursively) "
+                   "or glob patterns (quote them)")
+    p.add_argument("-m", "--model", type=Path, default=None,
+                   help=f"exported .tflite or .onnx model (default: {DEFAULT_MODEL})")
+    p.add_argument("-b", "--backend", default="auto", choices=("auto",) + BACKENDS,
+                   help="inference runtime; auto: LiteRT, then tflite-runtime, then "
+                        "tensorflow.lite for .tflite; onnxruntime for .onnx")
+    p.add_argument("-t", "--threads", type=int, default=None,
+                   help="runtime thread count (default: the runtime's own choice)")
+    p.add_argument("--json", nargs="?", const="-", default=None, metavar="FILE",
+                   help="write results as JSON to FILE (no FILE or '-': to stdout, with the "
+                        "per-image lines on stderr)")
+    p.add_argument("--csv", default=None, metavar="FILE", help="write results as CSV to FILE")
+    p.add_argument("-n", "--limit", type=int, default=None,
+                   help="classify at most N images, spread evenly over the sorted inputs")
+    p.add_argument("-q", "--quiet", action="store_true", help="print only errors and the summary")
+    cam = p.add_argument_group("camera and video")
+    cam.add_argument("--camera", nargs="?", const="auto", default=None, metavar="ID",
+                     help="classify live frames: a USB camera index (0, 1, ...), a device "
+                          "path, 'picamera2' (Pi camera module) or, with no ID, 'auto' "
+                          "(Picamera2 when it sees a camera, else camera 0)")
+    cam.add_argument("--video", type=Path, default=None, metavar="FILE",
+                     help="run the camera loop on a video file instead of a camera")
+    cam.add_argument("--width", type=int, default=None, help="requested camera frame width")
+    cam.add_argument("--height", type=int, default=None, help="requested camera frame height")
+    cam.add_argument("--roi", default=None, metavar="SPEC",
+                     help="classify only part of each frame: a centred square covering a "
+                          "fraction of the shorter side (0.6) or a pixel box X,Y,W,H")
+    cam.add_argument("--headless", action="store_true",
+                     help="print one line per frame instead of opening a window")
+    cam.add_argument("--save", type=Path, default=None, metavar="FILE",
+                     help="record the annotated stream to FILE (.mp4: mp4v, .avi: MJPG)")
+    cam.add_argument("--max-frames", type=int, default=None, metavar="N",
+                     help="stop after N frames")
+    return p
+
+
+class _Help(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    def _get_help_string(self, action):
+        if action.default in (None, [], False) or "default:" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
+def _validate(args) -> None:
+    live = args.camera is not None or args.video is not None
+    if args.camera is not None and args.video is not None:
+        raise UsageError("use either --camera or --video, not both")
+    if live and args.inputs:
+        raise UsageError("give image inputs or --camera/--video, not both")
+    if not live and not args.inputs:
+        raise UsageError("nothing to classify: pass image files/folders, --camera or --video "
+                         "(see --help)")
+    if not live and (args.save or args.roi or args.headless or args.max_frames is not None):
+        raise UsageError("--save, --roi, --headless and --max-frames apply to --camera/--video")
+    for flag in ("threads", "limit", "width", "height", "max_frames"):
+        v = getattr(args, flag)
+        if v is not None and v <= 0:
+            raise UsageError(f"--{flag.replace('_', '-')} must be a positive number, got {v}")
+    if args.csv == "-" and args.json == "-":
+        raise UsageError("only one of --json and --csv can go to stdout")
+
+
+def _load_classifier(args):
+    from edge.classifier import Classifier
+    from edge.manifest import ManifestError
+    from edge.runtimes import ModelLoadError, RuntimeMissing
+
+    model = args.model or default_model()
+    if args.model is None and not model.is_file():
+        raise UsageError(f"no model at {model}: pass --model PATH (an exported .tflite or .onnx "
+                         "with its manifest.json), or export one with python export/convert.py")
+    try:
+        return Classifier(model, args.backend, args.threads, verify=True)
+    except (ManifestError, ModelLoadError, RuntimeMissing) as e:
+        raise UsageError(str(e)) from None
+
+
+def run_files(args, clf, out, log) -> int:
+    from edge.images import ImageError
+    from edge.inputs import expand_inputs, spread
+    from edge.results import Failure, RunInfo, prediction_line, summarize
+
+    paths, problems = expand_inputs(args.inputs)
+    failures = [Failure(p.source, str(p)) for p in problems]
+    for f in failures:
+        log(f"error: {f.message}")
+    paths = spread(paths, args.limit)
+    info = RunInfo.from_classifier(clf, args.threads)
+    preds, code, t0 = [], EXIT_OK, time.perf_counter()
+    try:
+        for path in paths:
+            try:
+                pred = clf.predict_file(path)
+            except ImageError as e:
+                failures.append(Failure(str(path), str(e)))
+                log(f"error: {e}")
+                continue
+            except Exception as e:  # a decoder/runtime surprise must not stop the batch
+                msg = f"{path}: cannot classify ({type(e).__name__}: {_first_line(e)})"
+                failures.append(Failure(str(path), msg))
+                log(f"error: {msg}")
+                continue
+            preds.append(pred)
+            if not args.quiet:
+                out(prediction_line(pred, info.positive_label))
+    except KeyboardInterrupt:
+        log(f"interrupted: {len(preds)} of {len(paths)} images classified")
+        code = EXIT_INTERRUPTED
+    summary = summarize(preds, failures, time.perf_counter() - t0)
+    _write_outputs(args, preds, failures, summary, info, log)
+    if code == EXIT_OK and failures:
+        code = EXIT_BAD_INPUT
+    return code
+
+
+def run_live(args, clf, out, log) -> int:
+    from edge.camera import Roi, run_camera
+    from edge.results import Failure, RunInfo, prediction_line
+    from edge.sources import open_source
+
+    try:
+        roi = Roi.parse(args.roi) if args.roi else None
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    info = RunInfo.from_classifier(clf, args.threads)
+    source = open_source(args.camera, args.video, args.width, args.height)
+    try:
+        on_result = None if args.quiet else (
+            lambda r: out(prediction_line(r.prediction, info.positive_label)))
+        summary, preds = run_camera(clf, source, roi=roi, display=not args.headless,
+                                    save=args.save, max_frames=args.max_frames,
+                                    on_result=on_result, log=log)
+    finally:
+        source.close()
+    failures = [Failure(source.name, w) for w in summary.extra["warnings"]]
+    _write_outputs(args, preds, failures, summary, info, log, unit="frames")
+    return EXIT_BAD_INPUT if summary.bad or failures else EXIT_OK
+
+
+def _write_outputs(args, preds, failures, summary, info, log, unit: str = "images") -> None:
+    from edge.results import summary_lines, to_dict, write_csv, write_json
+
+    for dest, write in ((args.json, lambda d: write_json(d, to_dict(preds, failures, summary,
+                                                                     info))),
+                        (args.csv, lambda d: write_csv(d, preds, failures, info))):
+        if dest is None:
+            continue
+        try:
+            write(dest)
+        except OSError as e:
+            raise UsageError(f"{dest}: cannot write results ({e.strerror or e})") from None
+    extra = summary.extra
+    lines = summary_lines(summary, info, unit)
+    if extra:
+        lines.insert(1, f"Source: {extra['source']} ({extra['ended']}); {extra['failed_reads']} "
+                        f"failed reads; FPS {summary.per_s or 0:.1f}"
+                        + (f"; region {extra['roi']}" if extra.get("roi") else "")
+                        + (f"; recorded to {extra['saved']}" if extra.get("saved") else ""))
+    for line in lines:
+        log(line)
+
+
+def _first_line(e: BaseException) -> str:
+    lines = str(e).strip().splitlines()
+    return lines[-1][:200] if lines else ""
+
+
+def main(argv: list[str] | None = None) -> int:
+    for stream in (sys.stdout, sys.stderr):  # odd file names must never crash printing
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as e:  # --help (0) or an argparse usage error (2)
+        return int(e.code or 0)
+    to_stdout = "-" in (args.json, args.csv)
+
+    def out(line: str) -> None:
+        print(line, file=sys.stderr if to_stdout else sys.stdout, flush=True)
+
+    def log(line: str) -> None:
+        print(line, file=sys.stderr if to_stdout or line.startswith(("error", "warning"))
+              else sys.stdout, flush=True)
+
+    from edge.sources import CameraError
+
+    try:
+        _validate(args)
+        clf = _load_classifier(args)
+        if not args.quiet:
+            m = clf.manifest
+            log(f"Model: {clf.model_path} [{clf.backend}], input {m.input_height}x"
+                f"{m.input_width}, threshold {m.threshold:.4f}; not a medical device")
+        if args.camera is not None or args.video is not None:
+            return run_live(args, clf, out, log)
+        return run_files(args, clf, out, log)
+    except (UsageError, CameraError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

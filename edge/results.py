@@ -1,0 +1,168 @@
+"""Results of a run: console lines, a summary, and JSON/CSV files (written atomically).
+
+Every output names the model, what it was trained on and that it is not a medical device:
+the console summary, the JSON document (``trained_on``/``disclaimer`` keys) and the CSV
+(``#`` comment lines before the header; read it with ``pandas.read_csv(f, comment="#")``).
+A failed input is a row too (``status = "error"`` with its one-line message).
+
+Example:
+    >>> from edge.classifier import Prediction
+    >>> p = Prediction("a.jpg", "benign", 0.1, 0.1, 0.5, 2.0)
+    >>> s = summarize([p], [Failure("b.jpg", "b.jpg: empty file (0 bytes)")], wall_s=0.01)
+    >>> s.classified, s.bad, s.counts
+    (1, 1, {'benign': 1})
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from edge import DISCLAIMER
+from edge.atomic import atomic_write_bytes
+from edge.classifier import Prediction
+
+CSV_FIELDS = ("source", "status", "label", "probability", "raw_probability", "threshold", "ms",
+              "error")
+
+
+@dataclass(frozen=True)
+class Failure:
+    """An input that could not be classified; ``message`` is one line naming it and the fix."""
+
+    source: str
+    message: str
+
+
+@dataclass
+class RunInfo:
+    """What produced the results: model, backend and the manifest's decision rule."""
+
+    model: str
+    backend: str
+    threads: int | None
+    input_size: tuple[int, int]
+    threshold: float
+    temperature: float
+    positive_label: str
+    labels: tuple[str, ...]
+    trained_on: str
+    disclaimer: str = DISCLAIMER
+
+    @classmethod
+    def from_classifier(cls, clf: Any, threads: int | None = None) -> "RunInfo":
+        m = clf.manifest
+        return cls(str(clf.model_path), clf.backend, threads, (m.input_height, m.input_width),
+                   m.threshold, m.temperature, m.positive_label, tuple(m.labels), m.trained_on)
+
+
+@dataclass
+class Summary:
+    """Counts and latency of a run (files or frames)."""
+
+    classified: int
+    bad: int
+    counts: dict[str, int]
+    mean_ms: float | None
+    p90_ms: float | None
+    wall_s: float
+    per_s: float | None  # images (or frames) per second over the whole run
+    extra: dict[str, Any] = field(default_factory=dict)  # camera: failed reads, end reason
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    """Linear-interpolated percentile (numpy's default), ``None`` for no values."""
+    if not values:
+        return None
+    v = sorted(values)
+    k = (len(v) - 1) * q / 100
+    lo, hi = math.floor(k), math.ceil(k)
+    return v[lo] + (v[hi] - v[lo]) * (k - lo)
+
+
+def summarize(preds: list[Prediction], failures: list[Failure], wall_s: float,
+              extra: dict[str, Any] | None = None) -> Summary:
+    ms = [p.ms for p in preds]
+    counts: dict[str, int] = {}
+    for p in preds:
+        counts[p.label] = counts.get(p.label, 0) + 1
+    return Summary(len(preds), len(failures), counts,
+                   sum(ms) / len(ms) if ms else None, percentile(ms, 90), wall_s,
+                   len(preds) / wall_s if preds and wall_s > 0 else None, extra or {})
+
+
+def prediction_line(p: Prediction, positive_label: str = "malignant") -> str:
+    """``malignant  p(malignant)=0.9132  threshold=0.4200    3.1 ms  path/to/img.jpg``"""
+    return (f"{p.label:<10} p({positive_label})={p.probability:.4f}  "
+            f"threshold={p.threshold:.4f}  {p.ms:6.1f} ms  {p.source}")
+
+
+def summary_lines(s: Summary, info: RunInfo, unit: str = "images") -> list[str]:
+    counts = ", ".join(f"{k} {v}" for k, v in sorted(s.counts.items())) or "none"
+    lat = (f"mean {s.mean_ms:.1f} ms, p90 {s.p90_ms:.1f} ms" if s.mean_ms is not None
+           else "no latency (nothing classified)")
+    lines = [f"Summary: {s.classified} {unit} classified ({counts}), {s.bad} bad; latency {lat}"
+             + (f"; {s.per_s:.1f} {unit}/s" if s.per_s else "") + f" [{info.backend}]",
+             f"Model: {info.model} ({info.input_size[0]}x{info.input_size[1]}, threshold "
+             f"{info.threshold:.4f} on p({info.positive_label}))",
+             f"Trained on: {info.trained_on}",
+             info.disclaimer]
+    return lines
+
+
+def to_dict(preds: Iterable[Prediction], failures: Iterable[Failure], summary: Summary,
+            info: RunInfo) -> dict[str, Any]:
+    """The JSON document: run info, summary, one entry per prediction and per failure."""
+    return {"disclaimer": info.disclaimer, "trained_on": info.trained_on,
+            "model": asdict(info), "summary": asdict(summary),
+            "predictions": [p.to_dict() for p in preds],
+            "errors": [asdict(f) for f in failures]}
+
+
+def _encode(text: str) -> bytes:
+    # surrogateescape'd (undecodable) file names must not crash the writer
+    return text.encode("utf-8", "backslashreplace")
+
+
+def write_json(dest: str | Path, doc: dict[str, Any]) -> None:
+    """Write ``doc`` to ``dest`` atomically, or to stdout when ``dest`` is ``"-"``."""
+    text = json.dumps(doc, indent=2, ensure_ascii=False, default=str) + "\n"
+    if str(dest) == "-":
+        sys.stdout.buffer.write(_encode(text))
+        sys.stdout.flush()
+    else:
+        atomic_write_bytes(Path(dest), _encode(text))
+
+
+def csv_text(preds: Iterable[Prediction], failures: Iterable[Failure], info: RunInfo) -> str:
+    buf = io.StringIO()
+    buf.write(f"# {info.disclaimer}\n# Trained on: {info.trained_on}\n"
+              f"# Model: {info.model} [{info.backend}]; probability = calibrated "
+              f"p({info.positive_label}); label = {info.positive_label} when probability >= "
+              f"threshold\n")
+    w = csv.DictWriter(buf, CSV_FIELDS, lineterminator="\n")
+    w.writeheader()
+    for p in preds:
+        w.writerow({"source": p.source, "status": "ok", "label": p.label,
+                    "probability": f"{p.probability:.6f}",
+                    "raw_probability": f"{p.raw_probability:.6f}",
+                    "threshold": f"{p.threshold:.6f}", "ms": f"{p.ms:.3f}", "error": ""})
+    for f in failures:
+        w.writerow({"source": f.source, "status": "error", "error": f.message})
+    return buf.getvalue()
+
+
+def write_csv(dest: str | Path, preds: Iterable[Prediction], failures: Iterable[Failure],
+              info: RunInfo) -> None:
+    """Write the CSV atomically (``"-"``: stdout)."""
+    text = csv_text(preds, failures, info)
+    if str(dest) == "-":
+        sys.stdout.buffer.write(_encode(text))
+        sys.stdout.flush()
+    else:
+        atomic_write_bytes(Path(dest), _encode(text))

@@ -1,0 +1,157 @@
+"""The edge runner on aarch64 (Raspberry Pi OS-like userland, real aarch64 wheels) under qemu.
+
+``edge/emulate_aarch64.sh`` builds (once, ~1.5 min cold, cached in
+``~/.cache/skinlesion-aarch64``) a Debian 12 arm64 userland with Python 3.11 and the pinned
+aarch64 wheels of LiteRT, onnxruntime, OpenCV and numpy, and runs the runner under
+qemu-user with a Pi 4 CPU model. Its predictions must equal the native x86 ones: int8
+models identical, float models within 1e-5. Emulation checks correctness, never speed.
+Skipped, with the script's reason, where emulation cannot run (no qemu and no root/apt,
+no network to the registries, no mount namespaces).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from edge.classify import main
+from tests.fixtures_common import SHARED_DATA, synth_lesion
+
+pytestmark = [pytest.mark.emulation, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "edge" / "emulate_aarch64.sh"
+MODELS = {"model_int8.tflite": 0.0, "model_fp32.tflite": 1e-5,
+          "model_int8.onnx": 0.0, "model_fp32.onnx": 1e-5}  # allowed |p_arm - p_x86|
+SKIP_CODE = 77
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "PIP_PYTHON": sys.executable}
+
+
+@pytest.fixture(scope="module")
+def emulator() -> Path:
+    if sys.platform != "linux" or shutil.which("bash") is None:
+        pytest.skip("aarch64 emulation needs Linux with bash, qemu-user and mount namespaces")
+    try:
+        proc = subprocess.run(["bash", str(SCRIPT), "setup"], capture_output=True, text=True,
+                              timeout=900, env=_env())
+    except subprocess.TimeoutExpired:
+        pytest.skip("setting up aarch64 emulation took over 15 minutes (slow network?)")
+    if proc.returncode == SKIP_CODE:
+        reason = [ln for ln in proc.stderr.splitlines() if ln.startswith("SKIP:")]
+        pytest.skip(reason[-1] if reason else proc.stderr.strip()[-300:])
+    assert proc.returncode == 0, proc.stderr
+    return SCRIPT
+
+
+@pytest.fixture(scope="module")
+def arm_images(tmp_path_factory) -> Path:
+    """Eight real test images when the dataset is here (else synthetic), plus one odd file."""
+    d = tmp_path_factory.mktemp("arm_images")
+    real = SHARED_DATA / "test"
+    if real.is_dir():
+        for label in ("benign", "malignant"):
+            files = sorted((real / label).glob("*.jpg"), key=lambda p: int(p.stem))[:4]
+            for f in files:
+                shutil.copy(f, d / f"{label}_{f.name}")
+    rng = np.random.default_rng(4)
+    for i in range(4):
+        cv2.imwrite(str(d / f"synthetic_{i}.png"),
+                    cv2.cvtColor(synth_lesion(rng, bool(i % 2), 96), cv2.COLOR_RGB2BGR))
+    return d
+
+
+def _native(model: Path, images: Path, out: Path) -> dict[str, float]:
+    assert main(["-m", str(model), str(images), "-q", "--json", str(out)]) == 0
+    return {Path(p["source"]).name: p["raw_probability"]
+            for p in json.loads(out.read_text())["predictions"]}
+
+
+def _models(tiny_export: Path) -> list[tuple[Path, float]]:
+    """Every tiny-export model, plus the shipped ones in models/ when they exist."""
+    out = [(tiny_export / name, tol) for name, tol in MODELS.items()]
+    shipped = ROOT / "models"
+    if (shipped / "manifest.json").is_file():
+        out += [(shipped / n, t) for n, t in MODELS.items() if (shipped / n).is_file()]
+    return out
+
+
+def test_aarch64_predictions_equal_x86(emulator, tiny_export, arm_images, tmp_path):
+    out = tmp_path / "arm"
+    out.mkdir()
+    models = _models(tiny_export)
+    # One emulated process runs the CLI for every model (Python start-up under qemu is slow).
+    driver = (
+        "import json, platform, sys\n"
+        "from edge.classify import main\n"
+        "assert platform.machine() == 'aarch64', platform.machine()\n"
+        f"models = {json.dumps([str(m) for m, _ in models])}\n"
+        "codes = [main(['-m', m, sys.argv[1], '-q', '--json', f'{sys.argv[2]}/{i}.json'])\n"
+        "         for i, m in enumerate(models)]\n"
+        "import ai_edge_litert, onnxruntime, numpy, cv2\n"
+        "print(json.dumps({'codes': codes, 'machine': platform.machine(),\n"
+        "                  'tf': 'tensorflow' in sys.modules,\n"
+        "                  'versions': [numpy.__version__, cv2.__version__,\n"
+        "                               onnxruntime.__version__]}))\n")
+    proc = subprocess.run(["bash", str(emulator), "python", "-c", driver, str(arm_images),
+                           str(out)], capture_output=True, text=True, timeout=900, env=_env())
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    info = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert info["codes"] == [0] * len(models) and info["machine"] == "aarch64" and not info["tf"]
+    for i, (model, tol) in enumerate(models):
+        arm_doc = json.loads((out / f"{i}.json").read_text())
+        assert arm_doc["model"]["backend"] == ("onnxruntime" if model.suffix == ".onnx"
+                                               else "litert")
+        arm = {Path(p["source"]).name: p["raw_probability"] for p in arm_doc["predictions"]}
+        x86 = _native(model, arm_images, tmp_path / f"x86_{i}.json")
+        assert arm.keys() == x86.keys() and len(arm) >= 4
+        worst = max(abs(arm[k] - x86[k]) for k in arm)
+        assert worst <= tol, f"{model}: aarch64 differs from x86 by {worst:.3g} (> {tol})"
+
+
+LEGACY = {"model_int8.tflite": 0.0, "model_dynamic.tflite": 1e-5,
+          "model_fp16.tflite": 1e-5, "model_fp32.tflite": 1e-5}
+
+
+def test_aarch64_legacy_tflite_runtime_equals_x86(emulator, tiny_export, arm_images, tmp_path):
+    """The edge-legacy set (tflite-runtime 2.14, numpy 1.26, OpenCV 4.11) on aarch64.
+
+    An older TFLite release than LiteRT, compared with x86 LiteRT: int8 must still be
+    identical (measured), float models within 1e-5 (measured <= 2e-7).
+    """
+    out = tmp_path / "legacy"
+    out.mkdir()
+    driver = (
+        "import json, sys\n"
+        "from edge.classify import main\n"
+        f"models = {json.dumps([str(tiny_export / m) for m in LEGACY])}\n"
+        "codes = [main(['-m', m, sys.argv[1], '-q', '--json', f'{sys.argv[2]}/{i}.json'])\n"
+        "         for i, m in enumerate(models)]\n"
+        "import numpy, cv2, tflite_runtime\n"
+        "print(json.dumps({'codes': codes, 'versions': [numpy.__version__, cv2.__version__,\n"
+        "                                               tflite_runtime.__version__]}))\n")
+    proc = subprocess.run(["bash", str(emulator), "--legacy", "python", "-c", driver,
+                           str(arm_images), str(out)], capture_output=True, text=True,
+                          timeout=900, env=_env())
+    if proc.returncode == SKIP_CODE:
+        pytest.skip(proc.stderr.strip().splitlines()[-1])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    info = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert info["codes"] == [0] * len(LEGACY) and info["versions"][2] == "2.14.0"
+    for i, (name, tol) in enumerate(LEGACY.items()):
+        doc = json.loads((out / f"{i}.json").read_text())
+        assert doc["model"]["backend"] == "tflite-runtime"
+        arm = {Path(p["source"]).name: p["raw_probability"] for p in doc["predictions"]}
+        x86 = _native(tiny_export / name, arm_images, tmp_path / f"x86_{i}.json")
+        assert arm.keys() == x86.keys()
+        worst = max(abs(arm[k] - x86[k]) for k in arm)
+        assert worst <= tol, f"{name}: tflite-runtime on aarch64 differs by {worst:.3g}"
