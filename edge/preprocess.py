@@ -21,6 +21,8 @@ Example:
 """
 from __future__ import annotations
 
+from functools import lru_cache
+
 import cv2
 import numpy as np
 
@@ -47,12 +49,21 @@ def fit_to_input(rgb: np.ndarray, height: int, width: int) -> np.ndarray:
 def to_model_input(img: np.ndarray, dtype: str, scale: float = 0.0,
                    zero_point: int = 0) -> np.ndarray:
     """``(H, W, 3)`` uint8 -> ``(1, H, W, 3)`` tensor of ``dtype`` (quantized if int8/uint8)."""
-    x = img.astype(np.float32)[None]
     if dtype in ("int8", "uint8") and scale > 0:
-        info = np.iinfo(dtype)
-        q = np.round(x / scale + zero_point)
-        return np.clip(q, info.min, info.max).astype(dtype)
-    return x.astype(dtype)
+        if img.dtype == np.uint8:  # 256-entry lookup table: same values, 3-4x faster
+            return _quant_lut(dtype, float(scale), int(zero_point))[img][None]
+        return _quantize(img.astype(np.float32), dtype, scale, zero_point)[None]
+    return img.astype(np.float32)[None].astype(dtype)
+
+
+def _quantize(x: np.ndarray, dtype: str, scale: float, zero_point: int) -> np.ndarray:
+    info = np.iinfo(dtype)
+    return np.clip(np.round(x / scale + zero_point), info.min, info.max).astype(dtype)
+
+
+@lru_cache(maxsize=8)
+def _quant_lut(dtype: str, scale: float, zero_point: int) -> np.ndarray:
+    return _quantize(np.arange(256, dtype=np.float32), dtype, scale, zero_point)
 
 
 def dequantize(q: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
