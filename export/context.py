@@ -61,3 +61,17 @@ class ExportContext:
             self.model.export(str(out), verbose=False)
             return out
         return self.cached("saved_model", build)
+
+    def quant_saved_model(self) -> Path:
+        """SavedModel of the copy the int8 quantizers see: BN means absorb int8 weight rounding.
+
+        See ``export/bias_correction.py``; float exports keep using ``saved_model()``.
+        """
+        def build() -> Path:
+            from export.bias_correction import bias_corrected
+
+            out = self.workdir / "saved_model_int8"
+            bias_corrected(self.model, self.calibration_float()[:64]).export(str(out),
+                                                                              verbose=False)
+            return out
+        return self.cached("quant_saved_model", build)

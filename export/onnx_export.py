@@ -108,7 +108,9 @@ def export_onnx_int8(ctx: ExportContext, dst: Path) -> None:
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     images = ctx.calibration_float()
-    src = float_onnx(ctx)
+    src = ctx.workdir / "float_bias_corrected.onnx"  # see export/bias_correction.py
+    _convert_saved_model(ctx.quant_saved_model(), src, ctx.opset)
+    check_onnx(src)
     prepped = ctx.workdir / "float_prepped.onnx"
     quant_pre_process(str(src), str(prepped), skip_symbolic_shape=True)
     quantize_static(str(prepped), str(dst), image_reader(images), quant_format=QuantFormat.QDQ,

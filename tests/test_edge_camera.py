@@ -227,11 +227,13 @@ def test_window_without_gui_falls_back_to_headless(tiny_export, lesions, tmp_pat
 
 
 def test_ctrl_c_quits_cleanly_with_a_summary(tiny_export, tmp_path):
-    video = _write_video(tmp_path / "long.avi", _frames(8) * 40, "MJPG")  # 960 frames
+    # long enough (thousands of 256 px frames) that the run is still going when SIGINT lands
+    video = _write_video(tmp_path / "long.avi", _frames(8, size=256) * 150, "MJPG")
     proc = subprocess.Popen(
         [sys.executable, "edge/classify.py", "-m", str(tiny_export / "model_int8.tflite"),
          "--video", str(video), "--headless", "--json", str(tmp_path / "r.json")],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"})  # lines arrive as they are printed
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:  # wait for the first classified frame
         line = proc.stdout.readline()

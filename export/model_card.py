@@ -1,0 +1,157 @@
+"""Write ``MODEL_CARD.md`` for the shipped model from measured files only (no typed numbers).
+
+Reads the training run (``config.json``, ``train_summary.json``, ``metrics.json``), the shipped
+export (``manifest.json``, ``export_report.json``), optionally a latency report
+(``benchmarks/latency.py`` ``report.json``), and re-runs the shipped int8 artifact on the
+leak-free test split with the edge runner to get its metrics with bootstrap 95% CIs.
+
+Example:
+    python export/model_card.py --run runs/shipped --models models --bench runs/shipped/bench/report.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make the repository root importable
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+
+import numpy as np  # noqa: E402
+
+from edge.atomic import atomic_write_text  # noqa: E402
+from edge.classifier import Classifier  # noqa: E402
+from edge.manifest import Manifest  # noqa: E402
+from train import metrics as M  # noqa: E402
+from train.data import list_samples, load_arrays, resolve_data_dir  # noqa: E402
+
+NAMES = (("accuracy", "Accuracy"), ("sensitivity", "Sensitivity"), ("specificity", "Specificity"),
+         ("precision", "Precision"), ("f1", "F1"), ("balanced_accuracy", "Balanced accuracy"),
+         ("roc_auc", "ROC AUC"), ("pr_auc", "PR AUC"))
+
+
+def artifact_metrics(model: Path, data_dir: Path, n_boot: int = 1000) -> dict:
+    """Metrics (with CIs) of one exported artifact on the leak-free test split."""
+    clf = Classifier(model)
+    samples = list_samples(data_dir, "test", exclude_leaked=True)
+    x, y, _ = load_arrays(samples, clf.manifest.input_height, verbose=False)
+    p = np.array([clf.manifest.calibrate(clf.raw_probability(clf.prepare(img))) for img in x])
+    m = M.binary_metrics(y, p, clf.manifest.threshold)
+    m["ci95"] = M.bootstrap_ci(y, p, clf.manifest.threshold, n_boot)
+    m["ece"] = M.expected_calibration_error(y, p)
+    return m
+
+
+def _ci_rows(m: dict) -> list[str]:
+    return [f"| {name} | {m[k]:.3f} | {m['ci95'][k][0]:.3f}-{m['ci95'][k][1]:.3f} |"
+            for k, name in NAMES]
+
+
+def render(run: Path, models: Path, int8: dict, bench: dict | None) -> str:
+    cfg = json.loads((run / "config.json").read_text())
+    summ = json.loads((run / "train_summary.json").read_text())
+    met = json.loads((run / "metrics.json").read_text())
+    man = Manifest.load(models / "manifest.json")
+    exp = json.loads((models / "export_report.json").read_text())
+    keras_t = met["test"]
+    L = [
+        "# Model card: skin-lesion classifier (benign vs. malignant), shipped int8 edge model", "",
+        "> **Research and education tool, not a medical device. Not a diagnosis.** It must not be "
+        "used to decide whether a lesion needs care; anyone worried about a lesion should see a "
+        "clinician.", "",
+        "## Intended use",
+        "- Teaching and research on on-device medical-image classification: quantization, "
+        "latency, calibration and failure modes on a Raspberry Pi-class device.",
+        "- Not for screening, triage, diagnosis or any clinical decision, on any population.", "",
+        "## Training data and its limits",
+        f"- {man.trained_on}.",
+        "- Source: Kaggle \"Skin Cancer: Malignant vs. Benign\" (ISIC Archive), 2,636 training "
+        "images at 224x224; validation carved from train in blocks of consecutive file numbers; "
+        f"test: {met['n_test']} images after removing {met['n_test_full'] - met['n_test']} that "
+        "duplicate training images.",
+        "- Malignant images that could be matched are melanoma, benign ones melanocytic nevi: "
+        "basal/squamous cell carcinoma, keratoses, dermatofibroma and vascular lesions are unseen.",
+        "- Skin-tone distribution is not recorded and is probably mostly light skin; models "
+        "trained this way lose much accuracy on dark skin (Daneshjou et al. 2022).",
+        "- Images are dermoscopic (contact/polarised magnifier), not phone or webcam photos; "
+        "camera frames are out of distribution.", "",
+        "## Model",
+        f"- `{cfg['model']}` (alpha {cfg['alpha']}), input {man.input_height}x{man.input_width} RGB, "
+        f"raw pixels 0..255 (the model scales them), {summ['params']:,} parameters; one sigmoid "
+        "output = P(malignant).",
+        f"- Trained with `python train/train.py` ({cfg['epochs']} head + {cfg['fine_tune_epochs']} "
+        f"fine-tune epochs, top {cfg['fine_tune_layers']} backbone layers, lr {cfg['lr']:g}/"
+        f"{cfg['fine_tune_lr']:g}, batch {cfg['batch_size']}, seed {cfg['seed']}); training took "
+        f"{summ['train_seconds'] / 60:.1f} min on {summ['machine']} (shared with other jobs).",
+        "",
+        "## Operating threshold and calibration",
+        f"- Threshold **{man.threshold:.4f}** on the temperature-scaled probability: {man.threshold_rule}. "
+        "Missing a melanoma costs more than a false alarm, so the threshold favours sensitivity.",
+        f"- Temperature T = {man.temperature:.3f}, fitted on validation. Test ECE (10 bins, float "
+        f"model): {met['calibration']['ece_raw']:.4f} raw, {met['calibration']['ece_calibrated']:.4f} "
+        f"scaled; shipped int8 model, scaled: {int8['ece']:.4f}.", "",
+        f"## Test metrics at the shipped threshold ({met['n_test']} leak-free test images, "
+        "bootstrap 95% CI)", "",
+        "Shipped int8 TFLite model (`models/model_int8.tflite`, run with the edge runner):", "",
+        "| metric | value | 95% CI |", "|---|---|---|", *_ci_rows(int8), "",
+        f"Confusion: TP {int8['tp']}, FN {int8['fn']}, TN {int8['tn']}, FP {int8['fp']}.", "",
+        "Float Keras model (`train/evaluate.py`):", "",
+        "| metric | value | 95% CI |", "|---|---|---|", *_ci_rows(keras_t), "",
+        "## Quantization effects (export parity report, same 633 images)", "",
+        "| format | size | accuracy | AUC | sensitivity | specificity | label agreement with Keras | max abs dp | status |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in exp["rows"]:
+        p = r.get("parity") or {}
+        if p:
+            L.append(f"| {r['format']} | {r['bytes'] / 1e6:.2f} MB | {p['accuracy']:.4f} | "
+                     f"{p['roc_auc']:.4f} | {p['sensitivity']:.4f} | {p['specificity']:.4f} | "
+                     f"{p['agreement']:.2%} | {p['max_abs_diff']:.3g} | {r['status']} |")
+    L += [f"\nKeras float accuracy on the same images: {exp['keras_accuracy']:.4f}.", ""]
+    if bench:
+        L += ["## Latency (measured here; Raspberry Pi figures are estimates)", "",
+              f"Machine: {bench.get('machine', {}).get('cpu_model', '?')}, "
+              f"{bench.get('machine', {}).get('logical_cores', '?')} cores. "
+              "Pi 4 estimate = (artifact p50 / MobileNetV2-1.0 reference p50, same run) x "
+              "published Pi 4 figure (fp32 46 ms, int8 17 ms).", "",
+              "| format | runtime | threads | p50 ms | p90 ms | Pi 4 estimate ms |", "|---|---|---|---|---|---|"]
+        shipped = {a.sha256 for a in man.artifacts.values()}
+        for r in sorted(bench["rows"], key=lambda r: (r["format"] or "", r["threads"] or 0)):
+            if r.get("role") == "artifact" and r.get("sha256") in shipped and r["status"] == "ok":
+                est = f"{r['pi4_est_ms']:.1f} (estimate)" if r.get("pi4_est_ms") else "n/a"
+                L.append(f"| {r['format']} | {r['runtime']} | {r['threads']} | {r['p50_ms']:.2f} | "
+                         f"{r['p90_ms']:.2f} | {est} |")
+        L.append("")
+    L += ["## Reproduce", "",
+          "```bash",
+          "make shipped      # train, evaluate, export to models/, benchmark, write this card",
+          f"python train/evaluate.py --run {run}          # float metrics and threshold",
+          f"python export/convert.py --run {run} --out {models} --formats tflite_int8,onnx_int8",
+          f"python export/model_card.py --run {run} --models {models}",
+          "```", ""]
+    return "\n".join(L)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description="Write MODEL_CARD.md from measured files.")
+    ap.add_argument("--run", required=True, type=Path, help="training run folder")
+    ap.add_argument("--models", default=Path("models"), type=Path, help="shipped export folder")
+    ap.add_argument("--bench", type=Path, default=None, help="benchmarks/latency.py report.json")
+    ap.add_argument("--data", default=None)
+    ap.add_argument("--out", default=Path("MODEL_CARD.md"), type=Path)
+    args = ap.parse_args(argv)
+    for f in (args.run / "metrics.json", args.models / "manifest.json",
+              args.models / "export_report.json"):
+        if not f.is_file():
+            print(f"error: {f} not found (train, evaluate and export first)", file=sys.stderr)
+            return 2
+    int8 = artifact_metrics(args.models / "model_int8.tflite", resolve_data_dir(args.data))
+    bench = json.loads(args.bench.read_text()) if args.bench and args.bench.is_file() else None
+    atomic_write_text(args.out, render(args.run, args.models, int8, bench))
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

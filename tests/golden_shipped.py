@@ -1,0 +1,75 @@
+"""Record / compare the shipped model's predictions on fixed inputs.
+
+The fixed inputs are 8 synthetic lesions (generated from a seed, no dataset needed) and, when
+the shared dataset is present, the 6 lowest-numbered leak-free test images of each class.
+Re-record only when the shipped model changes on purpose:
+
+    python -m tests.golden_shipped --write
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+GOLDEN = ROOT / "tests" / "golden" / "shipped_predictions.json"
+SHIPPED = ROOT / "models" / "model_int8.tflite"
+N_REAL_PER_CLASS = 6
+
+
+def synthetic_inputs() -> dict[str, np.ndarray]:
+    from tests.fixtures_common import synth_lesion
+
+    rng = np.random.default_rng(1234)
+    return {f"synthetic/{i}": synth_lesion(rng, bool(i % 2), 224) for i in range(8)}
+
+
+def real_inputs(data_dir: Path) -> list[Path]:
+    from train.data import list_samples
+
+    test = list_samples(data_dir, "test", exclude_leaked=True)
+    out = []
+    for label in (0, 1):
+        out += [s.path for s in test if s.label == label][:N_REAL_PER_CLASS]
+    return out
+
+
+def predictions(model: Path = SHIPPED, data_dir: Path | None = None) -> dict[str, dict]:
+    from edge.classifier import Classifier
+
+    clf = Classifier(model)
+    out = {}
+    for name, img in synthetic_inputs().items():
+        p = clf.predict_rgb(img, name)
+        out[name] = {"raw_probability": p.raw_probability, "label": p.label}
+    if data_dir is not None:
+        for path in real_inputs(data_dir):
+            p = clf.predict_file(path)
+            key = path.relative_to(data_dir).as_posix()
+            out[key] = {"raw_probability": p.raw_probability, "label": p.label}
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--write", action="store_true", help="re-record the golden file")
+    args = ap.parse_args(argv)
+    from train.data import resolve_data_dir
+
+    preds = predictions(SHIPPED, resolve_data_dir(None))
+    sha = __import__("edge.atomic", fromlist=["sha256_file"]).sha256_file(SHIPPED)
+    doc = {"model": SHIPPED.name, "sha256": sha, "predictions": preds}
+    if args.write:
+        GOLDEN.write_text(json.dumps(doc, indent=2) + "\n")
+        print(f"wrote {GOLDEN} ({len(preds)} predictions)")
+    else:
+        print(json.dumps(doc, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

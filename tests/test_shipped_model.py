@@ -1,0 +1,55 @@
+"""The shipped default model: loads with the edge runner and reproduces recorded predictions.
+
+A changed model file, manifest or preprocessing shows up here as a different probability.
+"""
+import json
+
+import pytest
+
+from tests import golden_shipped as G
+
+pytestmark = pytest.mark.skipif(not G.SHIPPED.is_file(), reason="no shipped model in models/")
+
+
+@pytest.fixture(scope="module")
+def golden():
+    if not G.GOLDEN.is_file():
+        pytest.fail(f"{G.GOLDEN} missing: run python -m tests.golden_shipped --write")
+    return json.loads(G.GOLDEN.read_text())
+
+
+def test_shipped_model_is_the_recorded_one(golden):
+    from edge.atomic import sha256_file
+    from edge.manifest import find_manifest
+
+    assert sha256_file(G.SHIPPED) == golden["sha256"]
+    m = find_manifest(G.SHIPPED)
+    art = m.artifact_for(G.SHIPPED)
+    assert art is not None and art.sha256 == golden["sha256"]
+    assert m.labels == ("benign", "malignant") and "not a medical device" in m.disclaimer
+
+
+def test_synthetic_predictions_match(golden):
+    got = G.predictions(G.SHIPPED, None)
+    for key, want in golden["predictions"].items():
+        if key.startswith("synthetic/"):
+            assert got[key]["raw_probability"] == pytest.approx(want["raw_probability"], abs=1e-6)
+            assert got[key]["label"] == want["label"]
+
+
+def test_real_test_images_match(golden, real_data_dir):
+    got = G.predictions(G.SHIPPED, real_data_dir)
+    real = {k: v for k, v in golden["predictions"].items() if not k.startswith("synthetic/")}
+    assert len(real) == 2 * G.N_REAL_PER_CLASS
+    for key, want in real.items():
+        assert got[key]["raw_probability"] == pytest.approx(want["raw_probability"], abs=1e-6), key
+        assert got[key]["label"] == want["label"], key
+
+
+def test_classify_cli_uses_shipped_model_by_default(real_data_dir, capsys):
+    from edge import classify
+
+    img = real_data_dir / "test" / "benign" / G.real_inputs(real_data_dir)[0].name
+    assert classify.main([str(img)]) == 0
+    out = capsys.readouterr().out
+    assert img.name in out and "not a medical device" in out.lower()
