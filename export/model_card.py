@@ -43,6 +43,25 @@ def artifact_metrics(model: Path, data_dir: Path, n_boot: int = 1000) -> dict:
     return m
 
 
+def _phases(cfg: dict) -> str:
+    from train.config import TrainConfig
+
+    c = TrainConfig(**{k: v for k, v in cfg.items() if k in TrainConfig.__dataclass_fields__})
+    return ", then ".join(f"{n} {e} epochs at lr {lr:g}" for n, e, lr in c.phases())
+
+
+def _bar(int8: dict, keras_acc: float) -> list[str]:
+    """The project's bar (shared/docs/targets.md) against the shipped int8 model."""
+    rows = [("accuracy", int8["accuracy"], ">= 0.935", int8["accuracy"] >= 0.935),
+            ("ROC AUC", int8["roc_auc"], ">= 0.975", int8["roc_auc"] >= 0.975),
+            ("sensitivity at the shipped threshold", int8["sensitivity"], ">= 0.95",
+             int8["sensitivity"] >= 0.95),
+            ("accuracy change vs its float model (points)", 100 * (int8["accuracy"] - keras_acc),
+             ">= -0.5", 100 * (int8["accuracy"] - keras_acc) >= -0.5)]
+    return ["| criterion | shipped int8 | bar | met |", "|---|---|---|---|"] + [
+        f"| {n} | {v:.3f} | {b} | {'yes' if ok else '**no**'} |" for n, v, b, ok in rows]
+
+
 def _ci_rows(m: dict) -> list[str]:
     return [f"| {name} | {m[k]:.3f} | {m['ci95'][k][0]:.3f}-{m['ci95'][k][1]:.3f} |"
             for k, name in NAMES]
@@ -73,17 +92,19 @@ def render(run: Path, models: Path, int8: dict, bench: dict | None) -> str:
         "- Malignant images that could be matched are melanoma, benign ones melanocytic nevi: "
         "basal/squamous cell carcinoma, keratoses, dermatofibroma and vascular lesions are unseen.",
         "- Skin-tone distribution is not recorded and is probably mostly light skin; models "
-        "trained this way lose much accuracy on dark skin (Daneshjou et al. 2022).",
+        "trained on such data lose much on dark skin (Daneshjou et al. 2022: AUC 0.72 on "
+        "Fitzpatrick I-II vs 0.57 on V-VI). Do not assume this model works on dark skin.",
         "- Images are dermoscopic (contact/polarised magnifier), not phone or webcam photos; "
         "camera frames are out of distribution.", "",
         "## Model",
-        f"- `{cfg['model']}` (alpha {cfg['alpha']}), input {man.input_height}x{man.input_width} RGB, "
-        f"raw pixels 0..255 (the model scales them), {summ['params']:,} parameters; one sigmoid "
-        "output = P(malignant).",
-        f"- Trained with `python train/train.py` ({cfg['epochs']} head + {cfg['fine_tune_epochs']} "
-        f"fine-tune epochs, top {cfg['fine_tune_layers']} backbone layers, lr {cfg['lr']:g}/"
-        f"{cfg['fine_tune_lr']:g}, batch {cfg['batch_size']}, seed {cfg['seed']}); training took "
-        f"{summ['train_seconds'] / 60:.1f} min on {summ['machine']} (shared with other jobs).",
+        f"- `{cfg['model']}`" + (f" (alpha {cfg['alpha']})" if cfg["model"] == "mobilenetv2" else "")
+        + f", input {man.input_height}x{man.input_width} RGB, raw pixels 0..255 (the model scales "
+        f"them), {summ['params']:,} parameters; one sigmoid output = P(malignant).",
+        f"- Trained with `python train/train.py` ({_phases(cfg)}, batch {cfg['batch_size']}, "
+        f"class weights {'on' if cfg['class_weight'] else 'off'}, flip/rotation/zoom/brightness/"
+        f"contrast augmentation, seed {cfg['seed']}); best epoch chosen on validation AUC; "
+        f"training took {summ['train_seconds'] / 60:.1f} min on {summ['machine']} (shared with "
+        "other jobs, so an upper bound).",
         "",
         "## Operating threshold and calibration",
         f"- Threshold **{man.threshold:.4f}** on the temperature-scaled probability: {man.threshold_rule}. "
@@ -98,7 +119,17 @@ def render(run: Path, models: Path, int8: dict, bench: dict | None) -> str:
         f"Confusion: TP {int8['tp']}, FN {int8['fn']}, TN {int8['tn']}, FP {int8['fp']}.", "",
         "Float Keras model (`train/evaluate.py`):", "",
         "| metric | value | 95% CI |", "|---|---|---|", *_ci_rows(keras_t), "",
+        "## Against the project's bar (shared/docs/targets.md)", "",
+        *_bar(int8, keras_t["accuracy"]), "",
+        "Public results on this split top out near 0.93 accuracy (ResNet-50). What was tried and "
+        "what limits it is in the README's \"Experiments\" table: three architectures on CPU in "
+        "one session; the validation split is 400 images, so model selection is noisy (AUC CI "
+        "about +/-0.02); the threshold chosen on validation for sensitivity 0.95 gives "
+        f"{int8['sensitivity']:.3f} on test.", "",
         "## Quantization effects (export parity report, same 633 images)", "",
+        "int8 formats are converted from a bias-corrected copy of the model "
+        "(`export/bias_correction.py`): BatchNorm means absorb the expected int8 weight-rounding "
+        "error, so quantized outputs stay centred on the float ones.", "",
         "| format | size | accuracy | AUC | sensitivity | specificity | label agreement with Keras | max abs dp | status |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
@@ -111,14 +142,15 @@ def render(run: Path, models: Path, int8: dict, bench: dict | None) -> str:
     L += [f"\nKeras float accuracy on the same images: {exp['keras_accuracy']:.4f}.", ""]
     if bench:
         L += ["## Latency (measured here; Raspberry Pi figures are estimates)", "",
-              f"Machine: {bench.get('machine', {}).get('cpu_model', '?')}, "
-              f"{bench.get('machine', {}).get('logical_cores', '?')} cores. "
+              f"Machine: {bench['machine'].get('cpu', '?')}, {bench['machine'].get('cores', '?')} "
+              f"cores, measured {bench['machine'].get('timestamp', '?')}; command: "
+              f"`{bench.get('command', 'python benchmarks/latency.py')}`. "
               "Pi 4 estimate = (artifact p50 / MobileNetV2-1.0 reference p50, same run) x "
               "published Pi 4 figure (fp32 46 ms, int8 17 ms).", "",
               "| format | runtime | threads | p50 ms | p90 ms | Pi 4 estimate ms |", "|---|---|---|---|---|---|"]
         shipped = {a.sha256 for a in man.artifacts.values()}
         for r in sorted(bench["rows"], key=lambda r: (r["format"] or "", r["threads"] or 0)):
-            if r.get("role") == "artifact" and r.get("sha256") in shipped and r["status"] == "ok":
+            if r.get("role") == "model" and r.get("sha256") in shipped and r["status"] == "ok":
                 est = f"{r['pi4_est_ms']:.1f} (estimate)" if r.get("pi4_est_ms") else "n/a"
                 L.append(f"| {r['format']} | {r['runtime']} | {r['threads']} | {r['p50_ms']:.2f} | "
                          f"{r['p90_ms']:.2f} | {est} |")
@@ -127,8 +159,9 @@ def render(run: Path, models: Path, int8: dict, bench: dict | None) -> str:
           "```bash",
           "make shipped      # train, evaluate, export to models/, benchmark, write this card",
           f"python train/evaluate.py --run {run}          # float metrics and threshold",
-          f"python export/convert.py --run {run} --out {models} --formats tflite_int8,onnx_int8",
-          f"python export/model_card.py --run {run} --models {models}",
+          f"python export/convert.py --run {run} --out {models} --formats tflite_int8,onnx_int8,onnx_fp32",
+          f"python benchmarks/latency.py --artifacts {models} --out {run}/bench-models --compare none",
+          f"python export/model_card.py --run {run} --models {models} --bench {run}/bench-models/report.json",
           "```", ""]
     return "\n".join(L)
 
