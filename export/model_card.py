@@ -3,7 +3,8 @@
 Reads the training run (``config.json``, ``train_summary.json``, ``metrics.json``), the shipped
 export (``manifest.json``, ``export_report.json``), optionally a latency report
 (``benchmarks/latency.py`` ``report.json``), and re-runs the shipped int8 artifact on the
-leak-free test split with the edge runner to get its metrics with bootstrap 95% CIs.
+leak-free test split with the edge runner (``export/evaluate_artifact.py``) to get its metrics
+with bootstrap 95% CIs.
 
 Example:
     python export/model_card.py --run runs/shipped --models models --bench runs/shipped/bench/report.json
@@ -18,30 +19,10 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
-import numpy as np  # noqa: E402
-
 from edge.atomic import atomic_write_text  # noqa: E402
-from edge.classifier import Classifier  # noqa: E402
 from edge.manifest import Manifest  # noqa: E402
-from train import metrics as M  # noqa: E402
-from train.data import list_samples, load_arrays, resolve_data_dir  # noqa: E402
-
-NAMES = (("accuracy", "Accuracy"), ("sensitivity", "Sensitivity"), ("specificity", "Specificity"),
-         ("precision", "Precision"), ("f1", "F1"), ("balanced_accuracy", "Balanced accuracy"),
-         ("roc_auc", "ROC AUC"), ("pr_auc", "PR AUC"))
-
-
-def artifact_metrics(model: Path, data_dir: Path, n_boot: int = 1000) -> dict:
-    """Metrics (with CIs) of one exported artifact on the leak-free test split."""
-    clf = Classifier(model)
-    samples = list_samples(data_dir, "test", exclude_leaked=True)
-    x, y, _ = load_arrays(samples, clf.manifest.input_height, verbose=False)
-    p = np.array([clf.manifest.calibrate(clf.raw_probability(clf.prepare(img))) for img in x])
-    m = M.binary_metrics(y, p, clf.manifest.threshold)
-    m["ci95"] = M.bootstrap_ci(y, p, clf.manifest.threshold, n_boot)
-    m["ece"] = M.expected_calibration_error(y, p)
-    return m
-
+from export.evaluate_artifact import artifact_metrics, ci_rows  # noqa: E402
+from train.data import resolve_data_dir  # noqa: E402
 
 def _phases(cfg: dict) -> str:
     from train.config import TrainConfig
@@ -60,11 +41,6 @@ def _bar(int8: dict, keras_acc: float) -> list[str]:
              ">= -0.5", 100 * (int8["accuracy"] - keras_acc) >= -0.5)]
     return ["| criterion | shipped int8 | bar | met |", "|---|---|---|---|"] + [
         f"| {n} | {v:.3f} | {b} | {'yes' if ok else '**no**'} |" for n, v, b, ok in rows]
-
-
-def _ci_rows(m: dict) -> list[str]:
-    return [f"| {name} | {m[k]:.3f} | {m['ci95'][k][0]:.3f}-{m['ci95'][k][1]:.3f} |"
-            for k, name in NAMES]
 
 
 def render(run: Path, models: Path, int8: dict, bench: dict | None) -> str:
@@ -115,10 +91,10 @@ def render(run: Path, models: Path, int8: dict, bench: dict | None) -> str:
         f"## Test metrics at the shipped threshold ({met['n_test']} leak-free test images, "
         "bootstrap 95% CI)", "",
         "Shipped int8 TFLite model (`models/model_int8.tflite`, run with the edge runner):", "",
-        "| metric | value | 95% CI |", "|---|---|---|", *_ci_rows(int8), "",
+        "| metric | value | 95% CI |", "|---|---|---|", *ci_rows(int8), "",
         f"Confusion: TP {int8['tp']}, FN {int8['fn']}, TN {int8['tn']}, FP {int8['fp']}.", "",
         "Float Keras model (`train/evaluate.py`):", "",
-        "| metric | value | 95% CI |", "|---|---|---|", *_ci_rows(keras_t), "",
+        "| metric | value | 95% CI |", "|---|---|---|", *ci_rows(keras_t), "",
         "## Against the project's bar (shared/docs/targets.md)", "",
         *_bar(int8, keras_t["accuracy"]), "",
         "Public results on this split top out near 0.93 accuracy (ResNet-50). What was tried and "
@@ -157,7 +133,8 @@ def render(run: Path, models: Path, int8: dict, bench: dict | None) -> str:
         L.append("")
     L += ["## Reproduce", "",
           "```bash",
-          "make shipped      # train, evaluate, export to models/, benchmark, write this card",
+          "python export/evaluate_artifact.py   # the int8 table above, from models/ and the dataset only",
+          "make shipped      # train (if needed), evaluate, export to models/, benchmark, write this card",
           f"python train/evaluate.py --run {run}          # float metrics and threshold",
           f"python export/convert.py --run {run} --out {models} --formats tflite_int8,onnx_int8,onnx_fp32",
           f"python benchmarks/latency.py --artifacts {models} --out {run}/bench-models --compare none",

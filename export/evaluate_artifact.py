@@ -1,0 +1,78 @@
+"""Evaluate an exported artifact (.tflite/.onnx) on the leak-free test split with the edge runner.
+
+Needs no TensorFlow and no training run: the manifest beside (or inside) the model gives the
+preprocessing, threshold and temperature. This is how the shipped model's numbers in
+MODEL_CARD.md are reproduced from a clean clone.
+
+Example:
+    python export/evaluate_artifact.py                       # models/model_int8.tflite
+    python export/evaluate_artifact.py --model models/model_int8.onnx --json metrics.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make the repository root importable
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+
+import numpy as np  # noqa: E402
+
+from edge.atomic import atomic_write_text  # noqa: E402
+from train import metrics as M  # noqa: E402
+from train.data import DatasetNotFound, list_samples, load_arrays, resolve_data_dir  # noqa: E402
+
+NAMES = (("accuracy", "Accuracy"), ("sensitivity", "Sensitivity"), ("specificity", "Specificity"),
+         ("precision", "Precision"), ("f1", "F1"), ("balanced_accuracy", "Balanced accuracy"),
+         ("roc_auc", "ROC AUC"), ("pr_auc", "PR AUC"))
+DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "models" / "model_int8.tflite"
+
+
+def artifact_metrics(model: Path, data_dir: Path, n_boot: int = 1000) -> dict:
+    """Metrics (with bootstrap 95% CIs and ECE) at the manifest's threshold."""
+    from edge.classifier import Classifier
+
+    clf = Classifier(model)
+    samples = list_samples(data_dir, "test", exclude_leaked=True)
+    x, y, _ = load_arrays(samples, clf.manifest.input_height, verbose=False)
+    p = np.array([clf.manifest.calibrate(clf.raw_probability(clf.prepare(img))) for img in x])
+    m = M.binary_metrics(y, p, clf.manifest.threshold)
+    m["ci95"] = M.bootstrap_ci(y, p, clf.manifest.threshold, n_boot)
+    m["ece"] = M.expected_calibration_error(y, p)
+    return m
+
+
+def ci_rows(m: dict) -> list[str]:
+    return [f"| {name} | {m[k]:.3f} | {m['ci95'][k][0]:.3f}-{m['ci95'][k][1]:.3f} |"
+            for k, name in NAMES]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    ap.add_argument("-m", "--model", type=Path, default=DEFAULT_MODEL)
+    ap.add_argument("-d", "--data", default=None, help="dataset folder (default: the usual places)")
+    ap.add_argument("--bootstrap", type=int, default=1000)
+    ap.add_argument("--json", type=Path, default=None, help="also write the metrics as JSON")
+    args = ap.parse_args(argv)
+    from edge.manifest import ManifestError
+    from edge.runtimes import ModelLoadError, RuntimeMissing
+
+    try:
+        m = artifact_metrics(args.model, resolve_data_dir(args.data), args.bootstrap)
+    except (DatasetNotFound, ManifestError, ModelLoadError, RuntimeMissing) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"{args.model} on {m['n']} leak-free test images, threshold {m['threshold']:.4f}:")
+    print("| metric | value | 95% CI |\n|---|---|---|\n" + "\n".join(ci_rows(m)))
+    print(f"Confusion: TP {m['tp']}, FN {m['fn']}, TN {m['tn']}, FP {m['fp']}; ECE {m['ece']:.4f}")
+    print("Research and education tool, not a medical device.")
+    if args.json:
+        atomic_write_text(args.json, json.dumps(m, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
