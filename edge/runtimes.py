@@ -13,6 +13,7 @@ Example:
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 import sys
 import tempfile
@@ -49,10 +50,14 @@ class TensorSpec:
 
 
 def backend_available(backend: str) -> bool:
+    """Whether ``backend`` can be imported. TensorFlow (a ~2 s, ~500 MB import, only the
+    last-resort desktop fallback) is looked up without importing it."""
     try:
+        if backend == "tensorflow":
+            return importlib.util.find_spec("tensorflow") is not None
         importlib.import_module(_MODULE[backend])
         return True
-    except Exception:  # ImportError, or a broken wheel raising something else
+    except Exception:  # ImportError, a blocked module (ValueError), or a broken wheel
         return False
 
 
@@ -87,7 +92,11 @@ class TFLiteRuntime:
 
     def __init__(self, path: str | Path, backend: str, threads: int | None = None):
         self.path, self.backend = Path(path), backend
-        mod = importlib.import_module(_MODULE[backend])
+        try:
+            mod = importlib.import_module(_MODULE[backend])
+        except ImportError as e:
+            raise RuntimeMissing(f"backend '{backend}' cannot be imported ({e}); "
+                                 f"pip install {PIP_NAME[backend]}") from e
         cls = mod.lite.Interpreter if backend == "tensorflow" else mod.Interpreter
         try:
             with _without_native_info():
