@@ -68,7 +68,8 @@ def evaluate_run(run_dir: str | Path, data: str | None = None, target_sensitivit
 
     _, val_samples = split_train_val(list_samples(data_dir, "train"), cfg.val_fraction, cfg.seed)
     test_all = list_samples(data_dir, "test", exclude_leaked=False)
-    test_dedup = set(s.path for s in list_samples(data_dir, "test", exclude_leaked=True))
+    # the run's config decides whether the 27 leaked images leave the headline split
+    test_dedup = set(s.path for s in list_samples(data_dir, "test", cfg.exclude_leaked))
     val = _split(model, val_samples, size, tta)
     test = _split(model, test_all, size, tta)
     if len(test.y) == 0:

@@ -47,7 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--patience", type=int, default=d.patience, help="early stopping on val AUC")
     p.add_argument("--val-fraction", type=float, default=d.val_fraction)
     p.add_argument("--keep-leaked", dest="exclude_leaked", action="store_false",
-                   help="keep the 27 test images that duplicate train images in the test split")
+                   help="keep the 27 test images that duplicate train images in the headline test "
+                        "split of evaluate.py and the export parity check (default: excluded)")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--no-deterministic", dest="deterministic", action="store_false")
     p.add_argument("--strategy", choices=("default", "mirrored"), default=d.strategy,
