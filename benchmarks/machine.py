@@ -13,13 +13,14 @@ Example:
 from __future__ import annotations
 
 import datetime as _dt
-import importlib.metadata as md
 import os
 import platform
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+from edge.versions import package_versions
 
 PACKAGES = ("numpy", "ai-edge-litert", "tflite-runtime", "onnxruntime", "tensorflow",
             "tensorflow-cpu", "keras", "opencv-python-headless", "onnx")
@@ -60,13 +61,7 @@ def os_name() -> str:
 
 
 def versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for name in PACKAGES:
-        try:
-            out[name] = md.version(name)
-        except md.PackageNotFoundError:
-            pass
-    return out
+    return package_versions(PACKAGES)
 
 
 def pi_model() -> str | None:

@@ -22,12 +22,12 @@ import tempfile
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 from typing import Callable, Iterable
 
 import numpy as np
 
+from edge.versions import package_versions as _package_versions
 from edge.atomic import atomic_write_bytes, sha256_file
 from edge.manifest import MANIFEST_NAME, ArtifactInfo, Manifest, QuantParams, read_embedded
 from edge.runtimes import open_runtime
@@ -80,13 +80,7 @@ class FormatResult:
 
 
 def package_versions() -> dict[str, str]:
-    v = {"python": sys.version.split()[0]}
-    for name in _VERSIONED:
-        try:
-            v[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            pass
-    return v
+    return _package_versions(_VERSIONED)
 
 
 def export_model(model_or_path, out_dir: str | Path, formats: str | Iterable[str] | None = None,
