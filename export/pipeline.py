@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import copy
 import shutil
-import sys
 import tempfile
 import time
 from dataclasses import dataclass

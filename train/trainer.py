@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import platform
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -146,7 +146,3 @@ def train(cfg: TrainConfig, resume: bool = False, verbose: int = 1) -> TrainResu
     plot_history(run / "history.csv", run / "curves.png")
     n_epochs = sum(1 for _ in open(run / "history.csv")) - 1
     return TrainResult(run, model_path, best_auc, seconds, n_epochs)
-
-
-def config_dict(cfg: TrainConfig) -> dict:
-    return asdict(cfg)
