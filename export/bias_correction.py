@@ -18,17 +18,72 @@ from __future__ import annotations
 import numpy as np
 
 
-def _conv_bn_pairs(model) -> list[tuple[object, object]]:
-    """(conv, batchnorm) pairs where the BN directly consumes the conv, in any nested model."""
+def _is_sequential(model) -> bool:
     import keras
 
-    pairs = []
-    for sub in [model] + [l for l in model.layers if isinstance(l, keras.Model)]:
-        convs = [l for l in sub.layers if isinstance(l, (keras.layers.Conv2D,
-                                                           keras.layers.DepthwiseConv2D))]
-        for bn in (l for l in sub.layers if isinstance(l, keras.layers.BatchNormalization)):
-            pairs += [(c, bn) for c in convs if bn.input is c.output]
-    return pairs
+    return isinstance(model, keras.Sequential)
+
+
+def _prefix(model, stop, feed):
+    """Function from the outermost input to the input of ``stop``, a layer of ``model``."""
+    import keras
+
+    if _is_sequential(model):  # run the layers before ``stop`` (loaded Sequential graphs are
+        before = model.layers[:model.layers.index(stop)]  # not reliable for .input lookups)
+
+        def run(x):
+            h = x if feed is None else feed(x)
+            for layer in before:
+                h = layer(h, training=False)
+            return h
+        return run
+    if stop.input is model.inputs[0]:
+        return feed
+    pre = keras.Model(model.inputs[0], stop.input)
+    return lambda x: pre(x if feed is None else feed(x), training=False)
+
+
+def _submodels(model, feed=None) -> list[tuple[object, object]]:
+    """``(model, feed)`` for ``model`` and every nested model at any depth.
+
+    ``feed`` maps the outermost input to that model's input (``None``: it is the input itself).
+    """
+    import keras
+
+    found = [(model, feed)]
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            found += _submodels(layer, _prefix(model, layer, feed))
+    return found
+
+
+def _conv_bn_pairs(sub) -> list[tuple[object, object]]:
+    """(conv, batchnorm) pairs of one model's own layers where the BN directly consumes the conv."""
+    import keras
+
+    kinds = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D)
+    if _is_sequential(sub):
+        return [(c, bn) for c, bn in zip(sub.layers, sub.layers[1:])
+                if isinstance(c, kinds) and isinstance(bn, keras.layers.BatchNormalization)]
+    convs = [l for l in sub.layers if isinstance(l, kinds)]
+    return [(c, bn) for bn in sub.layers if isinstance(bn, keras.layers.BatchNormalization)
+            for c in convs if bn.input is c.output]
+
+
+def _conv_inputs(sub, feed, convs):
+    """A function from the outer input to the inputs of ``convs`` (layers of ``sub``)."""
+    import keras
+
+    if _is_sequential(sub):
+        def run(x):
+            h, seen = (x if feed is None else feed(x)), {}
+            for layer in sub.layers:
+                seen[id(layer)] = h
+                h = layer(h, training=False)
+            return [seen[id(c)] for c in convs]
+        return run
+    inner = keras.Model(sub.inputs[0], [c.input for c in convs])
+    return lambda x: inner(x if feed is None else feed(x), training=False)
 
 
 def _kernel_error(conv, bn) -> np.ndarray:
@@ -46,24 +101,6 @@ def _kernel_error(conv, bn) -> np.ndarray:
     return np.round(folded / scale) * scale / f - k
 
 
-def _input_model(model, convs):
-    """A model from ``model``'s input to the inputs of ``convs`` (top level or one nested model)."""
-    import keras
-
-    owners = {id(c): sub for sub in [model] + [l for l in model.layers if isinstance(l, keras.Model)]
-              for c in convs if c in sub.layers}
-    subs = {id(s): s for s in owners.values()}
-    if len(subs) != 1:
-        raise ValueError("bias correction supports conv layers in one (possibly nested) model")
-    sub = next(iter(subs.values()))
-    inner = keras.Model(sub.inputs, [c.input for c in convs])
-    if sub is model:
-        return inner
-    k = model.layers.index(sub)
-    pre = model.layers[k - 1].output if k else model.inputs[0]
-    return lambda x: inner(keras.Model(model.inputs, pre)(x) if k else x, training=False)
-
-
 def bias_corrected(model, images: np.ndarray, batch: int = 8):
     """A copy of ``model`` whose BN moving means absorb the expected int8 weight error.
 
@@ -73,15 +110,36 @@ def bias_corrected(model, images: np.ndarray, batch: int = 8):
     import keras
     import tensorflow as tf
 
-    copy = keras.models.clone_model(model)
-    copy.set_weights(model.get_weights())
-    pairs = _conv_bn_pairs(copy)
-    if not pairs:
-        return copy
+    copy = _fresh_copy(model)
+    for sub, feed in _submodels(copy):
+        pairs = _conv_bn_pairs(sub)
+        if pairs:
+            _correct(pairs, _conv_inputs(sub, feed, [c for c, _ in pairs]), images, batch)
+    return copy
+
+
+def _fresh_copy(model):
+    """``model`` saved and loaded again: clone_model() and config round trips leave nested
+    Sequential members (ensembles) with layer graphs that no longer link conv -> BN."""
+    import tempfile
+    from pathlib import Path
+
+    import keras
+
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "copy.keras"
+        model.save(path)
+        return keras.models.load_model(path, compile=False)
+
+
+def _correct(pairs, feed, images: np.ndarray, batch: int) -> None:
+    """Add each conv's mean int8 weight-rounding error (over ``images``) to its BN moving mean."""
+    import keras
+    import tensorflow as tf
+
     convs = [c for c, _ in pairs]
     errors = [_kernel_error(c, bn) for c, bn in pairs]
     sums = [0.0] * len(pairs)
-    feed = _input_model(copy, convs)
     for i in range(0, len(images), batch):
         ins = feed(images[i:i + batch].astype(np.float32))
         if not isinstance(ins, (list, tuple)):  # a model with one conv returns a bare tensor
@@ -95,4 +153,3 @@ def bias_corrected(model, images: np.ndarray, batch: int = 8):
             sums[j] = sums[j] + tf.reduce_sum(tf.reduce_mean(y, axis=(1, 2)), axis=0).numpy()
     for (conv, bn), s in zip(pairs, sums):
         bn.moving_mean.assign(bn.moving_mean.numpy() + s / len(images))
-    return copy

@@ -79,3 +79,21 @@ def test_bootstrap_ci_contains_point_estimate():
     for k in ("accuracy", "roc_auc", "sensitivity"):
         lo, hi = ci[k]
         assert lo <= m[k] <= hi and hi - lo < 0.25
+
+
+def test_wilson_lower_bound_known_values():
+    # k == n: the bound is n / (n + z^2), z = 1.6449 for one-sided 95%
+    assert M.wilson_lower_bound(100, 100, 0.95) == pytest.approx(100 / (100 + 1.6449 ** 2), abs=1e-4)
+    assert M.wilson_lower_bound(50, 100, 0.95) < 0.5 < 50 / 100 + 1e-9
+    assert M.wilson_lower_bound(0, 0) == 0.0
+
+
+def test_threshold_with_confidence_keeps_a_margin():
+    rng = np.random.default_rng(0)
+    y = np.r_[np.ones(200), np.zeros(200)]
+    p = np.r_[rng.uniform(0.2, 1, 200), rng.uniform(0, 0.8, 200)]
+    point = M.threshold_for_sensitivity(y, p, 0.95)
+    safe = M.threshold_for_sensitivity(y, p, 0.95, confidence=0.95)
+    assert safe < point
+    k = int((p[y == 1] >= safe).sum())
+    assert M.wilson_lower_bound(k, 200) >= 0.95 > M.wilson_lower_bound(k - 1, 200)

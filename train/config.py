@@ -7,7 +7,7 @@ Example:
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 
@@ -35,9 +35,12 @@ class TrainConfig:
     strategy: str = "default"
     out: str = ""
     run_id: str = ""
+    members: list[str] = field(default_factory=list)  # ensemble: the member run folders
 
     def phases(self) -> list[tuple[str, int, float]]:
         """(name, epochs, learning rate) for each training phase."""
+        if self.model == "ensemble":  # built from trained runs by train/ensemble.py
+            return []
         if self.model == "mobilenetv2":
             return [("head", self.epochs, self.lr),
                     ("finetune", self.fine_tune_epochs, self.fine_tune_lr)]

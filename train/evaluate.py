@@ -30,6 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-d", "--data", default=None, help="dataset folder (default: the run's)")
     p.add_argument("--target-sensitivity", type=float, default=0.95,
                    help="pick the threshold on validation to reach this sensitivity")
+    p.add_argument("--threshold-confidence", type=float, default=0.95,
+                   help="the one-sided Wilson lower bound of validation sensitivity at this "
+                        "confidence must reach the target (0: the point estimate must)")
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for CIs")
     p.add_argument("--tta", action="store_true", help="average predictions over 4 flips")
     p.add_argument("--gradcam", type=int, default=6, help="test images to explain (0: none)")
@@ -56,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
               "re-train or restore the file", file=sys.stderr)
         return 2
     try:
-        ev = evaluate_run(run, args.data, args.target_sensitivity, args.bootstrap, args.tta, model)
+        ev = evaluate_run(run, args.data, args.target_sensitivity, args.bootstrap, args.tta, model,
+                          args.threshold_confidence)
     except (DatasetNotFound, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -57,7 +57,8 @@ def _with_ci(y, p, threshold, n_boot, seed) -> dict:
 
 
 def evaluate_run(run_dir: str | Path, data: str | None = None, target_sensitivity: float = 0.95,
-                 n_boot: int = 1000, tta: bool = False, model=None) -> Evaluation:
+                 n_boot: int = 1000, tta: bool = False, model=None,
+                 threshold_confidence: float = 0.95) -> Evaluation:
     import keras
 
     run_dir = Path(run_dir)
@@ -79,18 +80,26 @@ def evaluate_run(run_dir: str | Path, data: str | None = None, target_sensitivit
     temperature = M.fit_temperature(val.y, val.p)
     val_cal = M.apply_temperature(val.p, temperature)
     test_cal = M.apply_temperature(test.p, temperature)
-    threshold = M.threshold_for_sensitivity(val.y, val_cal, target_sensitivity)
-    rule = (f"highest threshold with validation sensitivity >= {target_sensitivity:g} "
+    threshold = M.threshold_for_sensitivity(val.y, val_cal, target_sensitivity,
+                                            threshold_confidence)
+    bound = (f"one-sided {threshold_confidence:.0%} Wilson lower bound of validation sensitivity"
+             if threshold_confidence > 0 else "validation sensitivity")
+    rule = (f"highest threshold with {bound} >= {target_sensitivity:g} "
             f"(on temperature-scaled probability, T={temperature:.3f})")
     td, yd = test_cal[keep], test.y[keep]
     metrics = {
         "run_id": cfg.run_id, "model": cfg.model, "image_size": size, "data": str(data_dir),
         "tta": tta, "threshold": threshold, "threshold_rule": rule,
-        "target_sensitivity": target_sensitivity, "temperature": temperature,
+        "target_sensitivity": target_sensitivity, "threshold_confidence": threshold_confidence,
+        "temperature": temperature,
         "n_val": int(len(val.y)), "n_test": int(keep.sum()), "n_test_full": int(len(test.y)),
         "val": M.binary_metrics(val.y, val_cal, threshold),
         "test": _with_ci(yd, td, threshold, n_boot, cfg.seed),
         "test_at_0.5": _with_ci(yd, td, 0.5, n_boot, cfg.seed),
+        # for comparison: the threshold where the validation point estimate just reaches the target
+        "threshold_point": (t_point := M.threshold_for_sensitivity(val.y, val_cal,
+                                                                   target_sensitivity)),
+        "test_at_point": M.binary_metrics(yd, td, t_point),
         "test_full": M.binary_metrics(test.y, test_cal, threshold),
         "calibration": {
             "ece_raw": M.expected_calibration_error(yd, test.p[keep]),

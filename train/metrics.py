@@ -110,16 +110,51 @@ def bootstrap_ci(y: np.ndarray, p: np.ndarray, threshold: float, n_boot: int = 1
             if v else (float("nan"), float("nan")) for k, v in samples.items()}
 
 
-def threshold_for_sensitivity(y: np.ndarray, p: np.ndarray, target: float = 0.95) -> float:
+def wilson_lower_bound(k: int, n: int, confidence: float = 0.95) -> float:
+    """One-sided Wilson score lower bound of a proportion ``k / n``.
+
+    >>> round(wilson_lower_bound(180, 184), 3)
+    0.952
+    """
+    if n == 0:
+        return 0.0
+    z = float(_norm_ppf(confidence))
+    p = k / n
+    centre = p + z * z / (2 * n)
+    spread = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return (centre - spread) / (1 + z * z / n)
+
+
+def _norm_ppf(q: float) -> float:
+    """Standard normal quantile (bisection on erf; no SciPy needed)."""
+    lo, hi = -10.0, 10.0
+    for _ in range(100):
+        mid = (lo + hi) / 2
+        if 0.5 * (1 + math.erf(mid / math.sqrt(2))) < q:
+            lo = mid
+        else:
+            hi = mid
+    return (lo + hi) / 2
+
+
+def threshold_for_sensitivity(y: np.ndarray, p: np.ndarray, target: float = 0.95,
+                              confidence: float = 0.0) -> float:
     """The highest threshold whose sensitivity on (y, p) is at least ``target``.
 
-    Highest = best specificity among thresholds meeting the sensitivity target.
+    Highest = best specificity among thresholds meeting the sensitivity target. With
+    ``confidence`` (e.g. 0.95), the one-sided Wilson lower bound of the sensitivity must reach
+    ``target``, not the point estimate: a threshold picked exactly at the target on a few
+    hundred validation images lands below it on new images about half the time.
     """
     y, p = np.asarray(y).astype(bool), np.asarray(p, float)
     pos = np.sort(p[y])[::-1]
-    if len(pos) == 0:
+    n = len(pos)
+    if n == 0:
         return 0.5
-    k = max(1, math.ceil(target * len(pos)))  # positives that must score >= threshold
+    k = max(1, math.ceil(target * n))  # positives that must score >= threshold
+    if confidence > 0:
+        while k < n and wilson_lower_bound(k, n, confidence) < target:
+            k += 1
     return float(pos[k - 1])
 
 
