@@ -130,3 +130,34 @@ def test_cli_names_a_missing_member(member_runs, tmp_path, capsys):
                             str(tmp_path / "e")])
     err = capsys.readouterr().err
     assert rc == 2 and "nope/model.keras not found" in err
+
+
+def test_distillation_from_an_ensemble_teacher(member_runs, synthetic_dataset, capsys):
+    from train.config import TrainConfig
+    from train.data import list_samples, load_arrays, split_train_val
+    from train.distill import soft_targets, teacher_probabilities
+
+    teacher = member_runs / "ens"
+    if not (teacher / "model.keras").exists():
+        assert ensemble_cli.main([str(member_runs / "m32"), str(member_runs / "m48"),
+                                  "--out", str(teacher)]) == 0
+    cfg = TrainConfig(teacher=str(teacher), distill_weight=0.25, val_fraction=0.25)
+    tr, _ = split_train_val(list_samples(synthetic_dataset, "train"), 0.25, 0)
+    _, y, _ = load_arrays(tr, 32, verbose=False)
+    p = teacher_probabilities(teacher, tr)
+    t = soft_targets(cfg, tr, y)
+    np.testing.assert_allclose(t, 0.75 * y + 0.25 * p, atol=1e-6)
+    assert p.std() > 0  # the teacher's opinion varies, so the targets are not the labels
+
+    out = member_runs / "student"
+    rc = train_cli.main(["--data", str(synthetic_dataset), "--model", "seed_cnn", "--image-size",
+                         "32", "--teacher", str(teacher), "--out", str(out), *FAST])
+    assert rc == 0 and "distillation: teacher" in capsys.readouterr().out
+    assert json.loads((out / "config.json").read_text())["teacher"] == str(teacher)
+
+
+def test_teacher_with_another_split_is_refused(member_runs, synthetic_dataset, tmp_path, capsys):
+    rc = train_cli.main(["--data", str(synthetic_dataset), "--image-size", "32", "--seed", "5",
+                         "--teacher", str(member_runs / "m32"), "--out", str(tmp_path / "s"), *FAST])
+    err = capsys.readouterr().err
+    assert rc == 2 and "seed" in err and "m32" in err and len(err.strip().splitlines()) == 1

@@ -35,6 +35,8 @@ class TrainConfig:
     strategy: str = "default"
     out: str = ""
     run_id: str = ""
+    teacher: str = ""  # run folder whose predictions are soft targets (knowledge distillation)
+    distill_weight: float = 0.5  # share of the teacher in the training target
     members: list[str] = field(default_factory=list)  # ensemble: the member run folders
 
     def phases(self) -> list[tuple[str, int, float]]:

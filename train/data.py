@@ -178,19 +178,23 @@ def class_weights(y: np.ndarray) -> dict[int, float]:
 
 
 def make_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, training: bool = False,
-                 seed: int = 0, augment=None):
+                 seed: int = 0, augment=None, weights: np.ndarray | None = None):
     """Cached, prefetched ``tf.data`` pipeline of float32 pixels 0..255 and float labels.
 
     Augmentation (Keras layers) runs in the pipeline, so the saved model holds none of it.
+    ``weights`` (per-sample loss weights) make it yield ``(x, y, weight)``.
     """
     import tensorflow as tf
 
-    ds = tf.data.Dataset.from_tensor_slices((x, y.astype("float32")[:, None])).cache()
+    cols = (x, y.astype("float32")[:, None])
+    if weights is not None:
+        cols += (np.asarray(weights, "float32"),)
+    ds = tf.data.Dataset.from_tensor_slices(cols).cache()
     if training:
         ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size).map(lambda a, b: (tf.cast(a, tf.float32), b),
+    ds = ds.batch(batch_size).map(lambda a, *rest: (tf.cast(a, tf.float32), *rest),
                                   num_parallel_calls=tf.data.AUTOTUNE)
     if training and augment is not None:
-        ds = ds.map(lambda a, b: (augment(a, training=True), b),
+        ds = ds.map(lambda a, *rest: (augment(a, training=True), *rest),
                     num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)

@@ -44,6 +44,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dropout", type=float, default=None)
     p.add_argument("--label-smoothing", type=float, default=d.label_smoothing)
     p.add_argument("--no-class-weight", dest="class_weight", action="store_false")
+    p.add_argument("--teacher", default=d.teacher,
+                   help="knowledge distillation: run folder (e.g. an ensemble from "
+                        "train/ensemble.py) whose predictions become soft training targets")
+    p.add_argument("--distill-weight", type=float, default=d.distill_weight,
+                   help="share of the teacher's probability in the target (0..1)")
     p.add_argument("--patience", type=int, default=d.patience, help="early stopping on val AUC")
     p.add_argument("--val-fraction", type=float, default=d.val_fraction)
     p.add_argument("--keep-leaked", dest="exclude_leaked", action="store_false",
@@ -78,11 +83,22 @@ def main(argv: list[str] | None = None) -> int:
         keys = set(vars(TrainConfig()))
         cfg = TrainConfig(**{k: v for k, v in vars(args).items() if k in keys})
         cfg.out = out
+    from train.distill import TeacherError, check_teacher
     from train.trainer import train
+
+    if not 0 <= cfg.distill_weight <= 1:
+        print(f"error: --distill-weight {cfg.distill_weight} is outside 0..1", file=sys.stderr)
+        return 2
+    if cfg.teacher:
+        try:
+            check_teacher(cfg)
+        except TeacherError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
 
     try:
         result = train(cfg, resume=args.resume, verbose=2 if args.quiet else 1)
-    except (DatasetNotFound, FileNotFoundError) as e:
+    except (DatasetNotFound, FileNotFoundError, TeacherError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"\nsaved {result.model_path} (best val AUC {result.best_val_auc:.4f}, "

@@ -85,9 +85,19 @@ def train(cfg: TrainConfig, resume: bool = False, verbose: int = 1) -> TrainResu
     x_va, y_va, bad_va = load_arrays(va, cfg.image_size)
     print(f"data: {cfg.data} | train {len(y_tr)} (malignant {int(y_tr.sum())}) | val {len(y_va)} "
           f"(malignant {int(y_va.sum())}) | skipped {len(bad_tr) + len(bad_va)} bad file(s)")
-    ds_tr = make_dataset(x_tr, y_tr, cfg.batch_size, True, cfg.seed, augmentation(cfg.seed))
-    ds_va = make_dataset(x_va, y_va, cfg.batch_size)
     cw = class_weights(y_tr) if cfg.class_weight else None
+    targets, weights = y_tr, None
+    if cfg.teacher:  # soft targets; class weights become per-sample weights of the hard labels
+        from train.distill import soft_targets
+
+        good = [s for s in tr if not any(b.startswith(str(s.path)) for b in bad_tr)]
+        targets = soft_targets(cfg, good, y_tr)
+        weights = np.array([cw[int(t)] for t in y_tr], np.float32) if cw else None
+        cw = None
+        print(f"distillation: teacher {cfg.teacher}, weight {cfg.distill_weight:g}")
+    ds_tr = make_dataset(x_tr, targets, cfg.batch_size, True, cfg.seed, augmentation(cfg.seed),
+                         weights)
+    ds_va = make_dataset(x_va, y_va, cfg.batch_size)
 
     with _strategy(cfg.strategy).scope():
         model = build_model(cfg.model, cfg.image_size, cfg.alpha, cfg.weights, cfg.dropout)
