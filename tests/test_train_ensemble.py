@@ -113,6 +113,16 @@ def test_cli_builds_evaluates_and_exports(member_runs, synthetic_dataset, capsys
     assert rows["onnx_fp32"]["status"] == "ok", rows["onnx_fp32"]
     assert rows["tflite_int8"]["ok"] and rc in (0, 1)  # a toy model may miss the int8 tolerance
 
+    from export import model_card
+
+    card = out / "MODEL_CARD.md"
+    assert model_card.main(["--run", str(out), "--models", str(out / "export"),
+                            "--data", str(synthetic_dataset), "--out", str(card)]) == 0
+    text = card.read_text()
+    assert "not a medical device" in text.lower() and "Ensemble of 2 runs" in text
+    assert str(member_runs / "m32") in text and "Wilson lower bound" in text
+    assert "| ROC AUC |" in text and "ECE" in text
+
 
 def test_cli_refuses_members_with_different_validation_splits(member_runs, tmp_path, capsys):
     other = tmp_path / "other"

@@ -94,7 +94,8 @@ def train(cfg: TrainConfig, resume: bool = False, verbose: int = 1) -> TrainResu
         targets = soft_targets(cfg, good, y_tr)
         weights = np.array([cw[int(t)] for t in y_tr], np.float32) if cw else None
         cw = None
-        print(f"distillation: teacher {cfg.teacher}, weight {cfg.distill_weight:g}")
+        print(f"distillation: teacher {cfg.teacher}, weight {cfg.distill_weight:g} (training "
+              "acc/auc are scored against soft targets; watch val_auc)")
     ds_tr = make_dataset(x_tr, targets, cfg.batch_size, True, cfg.seed, augmentation(cfg.seed),
                          weights)
     ds_va = make_dataset(x_va, y_va, cfg.batch_size)
