@@ -68,7 +68,7 @@ train-shipped: $(addsuffix /model.keras,$(SHIP_MEMBERS))
 shipped: train-shipped
 	$(BIN)/python train/evaluate.py --run $(SHIP_RUN) $(DATA_FLAG)
 	$(BIN)/python export/convert.py --run $(SHIP_RUN) --out models \
-		--formats tflite_int8,onnx_int8,onnx_fp32 $(DATA_FLAG)
+		--formats tflite_int8,onnx_int8 $(DATA_FLAG)
 	$(BIN)/python benchmarks/latency.py --artifacts models --out $(SHIP_RUN)/bench-models --compare none
 	$(BIN)/python export/model_card.py --run $(SHIP_RUN) --models models \
 		--bench $(SHIP_RUN)/bench-models/report.json $(DATA_FLAG)

@@ -37,9 +37,13 @@ def _prefix(model, stop, feed):
                 h = layer(h, training=False)
             return h
         return run
-    if stop.input is model.inputs[0]:
+    # the tensor feeding ``stop`` in *this* graph (a nested model also has its own graph's nodes)
+    nodes = [n for ns in getattr(model, "_nodes_by_depth", {}).values() for n in ns]
+    node = next((n for n in nodes if n.operation is stop), None)
+    tensor = node.input_tensors[0] if node is not None else stop.input
+    if tensor is model.inputs[0]:
         return feed
-    pre = keras.Model(model.inputs[0], stop.input)
+    pre = keras.Model(model.inputs[0], tensor)
     return lambda x: pre(x if feed is None else feed(x), training=False)
 
 

@@ -158,7 +158,7 @@ def render(run: Path, models: Path, int8: dict, bench: dict | None) -> str:
           "python export/evaluate_artifact.py   # the int8 table above, from models/ and the dataset only",
           "make shipped      # train (if needed), evaluate, export to models/, benchmark, write this card",
           f"python train/evaluate.py --run {run}          # float metrics and threshold",
-          f"python export/convert.py --run {run} --out {models} --formats tflite_int8,onnx_int8,onnx_fp32",
+          f"python export/convert.py --run {run} --out {models} --formats tflite_int8,onnx_int8",
           f"python benchmarks/latency.py --artifacts {models} --out {run}/bench-models --compare none",
           f"python export/model_card.py --run {run} --models {models} --bench {run}/bench-models/report.json",
           "```", ""]

