@@ -8,7 +8,9 @@ with it. The correction (Nagel et al. 2019, "Data-Free Quantization", empirical 
 simulates the converter's rounding (BN folded, symmetric per-output-channel int8, scale
 max|w|/127), measures ``E[conv(x, dW)]`` per channel on calibration images, and adds it to the
 BN moving mean, so the quantized layer's output mean matches the float one. Only the copy
-handed to int8 quantizers changes; the float model and float exports are untouched.
+handed to int8 quantizers changes; the float model and float exports are untouched. Nested
+models at any depth are corrected too (an ensemble from ``train/ensemble.py``, or a backbone
+inside a Sequential model).
 
 Example:
     >>> q_model = bias_corrected(model, x_cal_uint8[:64])   # doctest: +SKIP
@@ -111,9 +113,6 @@ def bias_corrected(model, images: np.ndarray, batch: int = 8):
     ``images``: uint8 calibration images ``[N, H, W, 3]`` (64 are enough). Float outputs of the
     copy differ from ``model`` by design (it is only for the int8 quantizers).
     """
-    import keras
-    import tensorflow as tf
-
     copy = _fresh_copy(model)
     for sub, feed in _submodels(copy):
         pairs = _conv_bn_pairs(sub)
