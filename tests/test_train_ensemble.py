@@ -171,3 +171,24 @@ def test_teacher_with_another_split_is_refused(member_runs, synthetic_dataset, t
                          "--teacher", str(member_runs / "m32"), "--out", str(tmp_path / "s"), *FAST])
     err = capsys.readouterr().err
     assert rc == 2 and "seed" in err and "m32" in err and len(err.strip().splitlines()) == 1
+
+
+def test_split_seed_lets_seed_variants_share_validation(member_runs, synthetic_dataset, tmp_path):
+    from train.config import TrainConfig
+    from train.data import list_samples, split_train_val
+
+    out = member_runs / "m32_seed1"
+    rc = train_cli.main(["--data", str(synthetic_dataset), "--model", "seed_cnn", "--image-size",
+                         "32", "--seed", "1", "--split-seed", "0", "--out", str(out), *FAST])
+    assert rc == 0
+    a = TrainConfig.load(member_runs / "m32" / "config.json")
+    b = TrainConfig.load(out / "config.json")
+    assert (a.seed, b.seed) == (0, 1) and a.val_seed == b.val_seed == 0
+    samples = list_samples(synthetic_dataset, "train")
+    assert split_train_val(samples, 0.25, b.val_seed) == split_train_val(samples, 0.25, a.val_seed)
+    w_a = keras.models.load_model(member_runs / "m32" / "model.keras").get_weights()[1]
+    w_b = keras.models.load_model(out / "model.keras").get_weights()[1]
+    assert not np.allclose(w_a, w_b)  # a different initialisation: a real second member
+    assert ensemble_cli.main([str(member_runs / "m32"), str(out), "--out",
+                              str(tmp_path / "seeds")]) == 0
+    assert TrainConfig.load(tmp_path / "seeds" / "config.json").val_seed == 0

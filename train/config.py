@@ -30,7 +30,8 @@ class TrainConfig:
     patience: int = 5
     val_fraction: float = 0.15
     exclude_leaked: bool = True
-    seed: int = 0
+    seed: int = 0  # weights, shuffling, augmentation (and the split unless split_seed >= 0)
+    split_seed: int = -1  # validation split; -1: use seed. Runs of one ensemble share it
     deterministic: bool = True
     strategy: str = "default"
     out: str = ""
@@ -38,6 +39,11 @@ class TrainConfig:
     teacher: str = ""  # run folder whose predictions are soft targets (knowledge distillation)
     distill_weight: float = 0.5  # share of the teacher in the training target
     members: list[str] = field(default_factory=list)  # ensemble: the member run folders
+
+    @property
+    def val_seed(self) -> int:
+        """The seed that draws the validation split."""
+        return self.split_seed if self.split_seed >= 0 else self.seed
 
     def phases(self) -> list[tuple[str, int, float]]:
         """(name, epochs, learning rate) for each training phase."""

@@ -18,7 +18,7 @@ import numpy as np
 from train.config import TrainConfig
 from train.data import Sample, load_arrays
 
-SPLIT_KEYS = ("seed", "val_fraction")
+SPLIT_KEYS = ("val_seed", "val_fraction")
 
 
 class TeacherError(ValueError):
@@ -34,7 +34,7 @@ def check_teacher(cfg: TrainConfig) -> Path:
     diff = [k for k in SPLIT_KEYS if getattr(t, k) != getattr(cfg, k)]
     if diff:
         raise TeacherError(f"teacher {run}: {', '.join(diff)} differ from the student's, so its "
-                           "validation split differs; use the same --seed and --val-fraction")
+                           "validation split differs; use the same --split-seed (or --seed) and --val-fraction")
     return run
 
 

@@ -25,7 +25,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from edge.atomic import atomic_path, atomic_write_text  # noqa: E402
 from train.config import TrainConfig  # noqa: E402
 
-SPLIT_KEYS = ("seed", "val_fraction", "exclude_leaked")
+SPLIT_KEYS = ("val_seed", "val_fraction", "exclude_leaked")
 
 
 class EnsembleError(ValueError):
@@ -44,7 +44,7 @@ def load_member_configs(runs: list[Path]) -> list[TrainConfig]:
         if diff:
             raise EnsembleError(
                 f"{run}: {', '.join(diff)} differ from {runs[0]}, so its validation split differs; "
-                "train every member with the same --seed and --val-fraction")
+                "train every member with the same --split-seed (or --seed) and --val-fraction")
     return cfgs
 
 
@@ -63,8 +63,9 @@ def make_ensemble(runs: list[Path], out: Path) -> tuple[Path, int]:
     path = out / "model.keras"
     with atomic_path(path, suffix=".keras") as tmp:
         model.save(tmp)
-    cfg = TrainConfig(**{k: getattr(cfgs[0], k) for k in ("data", *SPLIT_KEYS)},
-                      model="ensemble", image_size=int(model.input_shape[1]),
+    cfg = TrainConfig(data=cfgs[0].data, val_fraction=cfgs[0].val_fraction,
+                      exclude_leaked=cfgs[0].exclude_leaked, seed=cfgs[0].seed,
+                      split_seed=cfgs[0].val_seed, model="ensemble", image_size=int(model.input_shape[1]),
                       out=str(out), run_id=out.name, members=[str(r) for r in runs])
     cfg.save(out / "config.json")
     summaries = [json.loads((r / "train_summary.json").read_text())

@@ -67,7 +67,8 @@ def evaluate_run(run_dir: str | Path, data: str | None = None, target_sensitivit
     model = model or keras.models.load_model(run_dir / "model.keras", compile=False)
     size = int(model.input_shape[1])
 
-    _, val_samples = split_train_val(list_samples(data_dir, "train"), cfg.val_fraction, cfg.seed)
+    _, val_samples = split_train_val(list_samples(data_dir, "train"), cfg.val_fraction,
+                                     cfg.val_seed)
     test_all = list_samples(data_dir, "test", exclude_leaked=False)
     # the run's config decides whether the 27 leaked images leave the headline split
     test_dedup = set(s.path for s in list_samples(data_dir, "test", cfg.exclude_leaked))

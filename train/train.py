@@ -54,7 +54,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keep-leaked", dest="exclude_leaked", action="store_false",
                    help="keep the 27 test images that duplicate train images in the headline test "
                         "split of evaluate.py and the export parity check (default: excluded)")
-    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--seed", type=int, default=d.seed,
+                   help="weights, shuffling, augmentation; also the validation split unless "
+                        "--split-seed is given")
+    p.add_argument("--split-seed", type=int, default=d.split_seed,
+                   help="seed of the validation split alone (e.g. several --seed runs for one "
+                        "ensemble share --split-seed 0); -1: same as --seed")
     p.add_argument("--no-deterministic", dest="deterministic", action="store_false")
     p.add_argument("--strategy", choices=("default", "mirrored"), default=d.strategy,
                    help="mirrored: tf.distribute.MirroredStrategy over all GPUs")

@@ -80,7 +80,7 @@ def train(cfg: TrainConfig, resume: bool = False, verbose: int = 1) -> TrainResu
     if not samples:
         raise FileNotFoundError(f"{cfg.data}: no training images found under train/benign, "
                                 "train/malignant")
-    tr, va = split_train_val(samples, cfg.val_fraction, cfg.seed)
+    tr, va = split_train_val(samples, cfg.val_fraction, cfg.val_seed)
     x_tr, y_tr, bad_tr = load_arrays(tr, cfg.image_size)
     x_va, y_va, bad_va = load_arrays(va, cfg.image_size)
     print(f"data: {cfg.data} | train {len(y_tr)} (malignant {int(y_tr.sum())}) | val {len(y_va)} "
