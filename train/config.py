@@ -45,6 +45,11 @@ class TrainConfig:
         """The seed that draws the validation split."""
         return self.split_seed if self.split_seed >= 0 else self.seed
 
+    def split_differences(self, other: "TrainConfig") -> list[str]:
+        """Settings that make ``other``'s validation (or headline test) split differ from this."""
+        keys = ("val_seed", "val_fraction", "exclude_leaked")
+        return [k for k in keys if getattr(self, k) != getattr(other, k)]
+
     def phases(self) -> list[tuple[str, int, float]]:
         """(name, epochs, learning rate) for each training phase."""
         if self.model == "ensemble":  # built from trained runs by train/ensemble.py

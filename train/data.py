@@ -170,6 +170,11 @@ def load_arrays(samples: list[Sample], image_size: int, workers: int = 4,
     return x, np.asarray(ys, np.int32), bad
 
 
+def readable(samples: list[Sample], bad: list[str]) -> list[Sample]:
+    """``samples`` minus those ``load_arrays`` reported in ``bad`` (same order as its arrays)."""
+    return [s for s in samples if not any(b.startswith(str(s.path)) for b in bad)]
+
+
 def class_weights(y: np.ndarray) -> dict[int, float]:
     """Inverse-frequency weights, normalised so a balanced set gets 1.0 for both classes."""
     counts = np.bincount(y, minlength=len(CLASSES)).astype(float)

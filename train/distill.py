@@ -18,9 +18,6 @@ import numpy as np
 from train.config import TrainConfig
 from train.data import Sample, load_arrays
 
-SPLIT_KEYS = ("val_seed", "val_fraction")
-
-
 class TeacherError(ValueError):
     """The teacher run is missing or does not share the student's validation split."""
 
@@ -31,7 +28,8 @@ def check_teacher(cfg: TrainConfig) -> Path:
         if not (run / f).is_file():
             raise TeacherError(f"teacher {run / f} not found; train or combine that run first")
     t = TrainConfig.load(run / "config.json")
-    diff = [k for k in SPLIT_KEYS if getattr(t, k) != getattr(cfg, k)]
+    # exclude_leaked only changes the test split, so it may differ from the student's
+    diff = [k for k in cfg.split_differences(t) if k != "exclude_leaked"]
     if diff:
         raise TeacherError(f"teacher {run}: {', '.join(diff)} differ from the student's, so its "
                            "validation split differs; use the same --split-seed (or --seed) and --val-fraction")

@@ -25,9 +25,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from edge.atomic import atomic_path, atomic_write_text  # noqa: E402
 from train.config import TrainConfig  # noqa: E402
 
-SPLIT_KEYS = ("val_seed", "val_fraction", "exclude_leaked")
-
-
 class EnsembleError(ValueError):
     """A member run is missing, unreadable or incompatible; the message names it."""
 
@@ -40,7 +37,7 @@ def load_member_configs(runs: list[Path]) -> list[TrainConfig]:
                 raise EnsembleError(f"{run / f} not found; train that run first or fix the path")
         cfgs.append(TrainConfig.load(run / "config.json"))
     for run, c in zip(runs[1:], cfgs[1:]):
-        diff = [k for k in SPLIT_KEYS if getattr(c, k) != getattr(cfgs[0], k)]
+        diff = cfgs[0].split_differences(c)
         if diff:
             raise EnsembleError(
                 f"{run}: {', '.join(diff)} differ from {runs[0]}, so its validation split differs; "

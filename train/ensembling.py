@@ -36,11 +36,16 @@ def area_resize(x, n_in: int, n_out: int, name: str):
     from keras import layers
 
     kernel = area_matrix(n_in, n_out).T  # Dense kernel: (in, out)
-    x = layers.Permute((1, 3, 2), name=f"{name}_hcw")(x)  # N, H, C, W
-    x = layers.Dense(n_out, use_bias=False, trainable=False, name=f"{name}_w")(x)
-    x = layers.Permute((3, 2, 1), name=f"{name}_wch")(x)  # N, W', C, H
-    x = layers.Dense(n_out, use_bias=False, trainable=False, name=f"{name}_h")(x)
-    return layers.Permute((3, 1, 2), name=f"{name}_hwc")(x), (f"{name}_w", f"{name}_h"), kernel
+
+    def fixed_dense(t, suffix):
+        dense = layers.Dense(n_out, use_bias=False, trainable=False, name=f"{name}_{suffix}")
+        t = dense(t)  # built by the call, so the fixed weights can go in now
+        dense.set_weights([kernel])
+        return t
+
+    x = fixed_dense(layers.Permute((1, 3, 2), name=f"{name}_hcw")(x), "w")  # N, H, C, W'
+    x = fixed_dense(layers.Permute((3, 2, 1), name=f"{name}_wch")(x), "h")  # N, W', C, H'
+    return layers.Permute((3, 1, 2), name=f"{name}_hwc")(x)
 
 
 def build_ensemble(members: list, name: str = "ensemble"):
@@ -58,19 +63,12 @@ def build_ensemble(members: list, name: str = "ensemble"):
                              f"{m.input_shape} -> {m.output_shape}")
     size = max(sizes)
     inp = keras.Input((size, size, 3), name="image")
-    outs, fixed = [], []
+    outs = []
     for i, (m, s) in enumerate(zip(members, sizes)):
         m.name = f"{MEMBER_PREFIX}{i}_{m.name}"
-        x = inp
-        if s != size:
-            x, names, kernel = area_resize(inp, size, s, f"resize{i}")
-            fixed += [(n, kernel) for n in names]
-        outs.append(m(x))
+        outs.append(m(inp if s == size else area_resize(inp, size, s, f"resize{i}")))
     out = layers.Average(name="malignant")(outs) if len(outs) > 1 else outs[0]
-    model = keras.Model(inp, out, name=name)
-    for layer_name, kernel in fixed:
-        model.get_layer(layer_name).set_weights([kernel])
-    return model
+    return keras.Model(inp, out, name=name)
 
 
 def members_of(model) -> list[tuple[object, int]]:

@@ -17,7 +17,8 @@ import numpy as np
 
 from train import metrics as M
 from train.config import TrainConfig
-from train.data import CLASSES, list_samples, load_arrays, resolve_data_dir, split_train_val
+from train.data import (CLASSES, list_samples, load_arrays, readable, resolve_data_dir,
+                        split_train_val)
 
 
 @dataclass
@@ -46,7 +47,7 @@ def predict(model, x: np.ndarray, batch_size: int = 64, tta: bool = False) -> np
 
 def _split(model, samples, size, tta) -> SplitPredictions:
     x, y, bad = load_arrays(samples, size)
-    good = [str(s.path) for s in samples if not any(b.startswith(str(s.path)) for b in bad)]
+    good = [str(s.path) for s in readable(samples, bad)]
     return SplitPredictions(x, y, predict(model, x, tta=tta), good)
 
 

@@ -14,6 +14,7 @@ Example:
 from __future__ import annotations
 
 import math
+from statistics import NormalDist
 
 import numpy as np
 
@@ -118,23 +119,11 @@ def wilson_lower_bound(k: int, n: int, confidence: float = 0.95) -> float:
     """
     if n == 0:
         return 0.0
-    z = float(_norm_ppf(confidence))
+    z = NormalDist().inv_cdf(confidence)
     p = k / n
     centre = p + z * z / (2 * n)
     spread = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
     return (centre - spread) / (1 + z * z / n)
-
-
-def _norm_ppf(q: float) -> float:
-    """Standard normal quantile (bisection on erf; no SciPy needed)."""
-    lo, hi = -10.0, 10.0
-    for _ in range(100):
-        mid = (lo + hi) / 2
-        if 0.5 * (1 + math.erf(mid / math.sqrt(2))) < q:
-            lo = mid
-        else:
-            hi = mid
-    return (lo + hi) / 2
 
 
 def threshold_for_sensitivity(y: np.ndarray, p: np.ndarray, target: float = 0.95,

@@ -19,8 +19,8 @@ import numpy as np
 
 from edge.atomic import atomic_path, atomic_write_text
 from train.config import TrainConfig
-from train.data import (class_weights, list_samples, load_arrays, make_dataset, resolve_data_dir,
-                        split_train_val)
+from train.data import (class_weights, list_samples, load_arrays, make_dataset, readable,
+                        resolve_data_dir, split_train_val)
 
 
 @dataclass
@@ -90,8 +90,7 @@ def train(cfg: TrainConfig, resume: bool = False, verbose: int = 1) -> TrainResu
     if cfg.teacher:  # soft targets; class weights become per-sample weights of the hard labels
         from train.distill import soft_targets
 
-        good = [s for s in tr if not any(b.startswith(str(s.path)) for b in bad_tr)]
-        targets = soft_targets(cfg, good, y_tr)
+        targets = soft_targets(cfg, readable(tr, bad_tr), y_tr)
         weights = np.array([cw[int(t)] for t in y_tr], np.float32) if cw else None
         cw = None
         print(f"distillation: teacher {cfg.teacher}, weight {cfg.distill_weight:g} (training "
