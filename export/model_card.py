@@ -123,7 +123,8 @@ def render(run: Path, models: Path, int8: dict, bench: dict | None) -> str:
         "what limits it is in the README's \"Experiments\" table: every run trained on 2 CPU "
         "cores within a few hours; the validation split is 400 images, so model selection is "
         "noisy (AUC CI about +/-0.02) and a threshold set exactly at the target on validation "
-        "lands below it on new images about half the time (hence the lower-bound rule above).", "",
+        "has no margin for sampling noise: for the first models it landed below the target on "
+        "test (README, Experiments), hence the lower-bound rule above.", "",
         "## Quantization effects (export parity report, same 633 images)", "",
         "int8 formats are converted from a bias-corrected copy of the model "
         "(`export/bias_correction.py`): BatchNorm means absorb the expected int8 weight-rounding "
