@@ -44,7 +44,8 @@ class Classifier:
         self.model_path = Path(model_path)
         # the runtime first: a corrupt model is reported as such, not as a manifest problem
         self.runtime = open_runtime(self.model_path, backend, threads)
-        self.manifest = manifest or find_manifest(self.model_path)
+        # this file's own operating threshold, when export chose one for it
+        self.manifest = (manifest or find_manifest(self.model_path)).for_artifact(self.model_path)
         if verify:
             self._check_hash()
         self._check_shape()

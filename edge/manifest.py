@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: per-artifact operating thresholds (ArtifactInfo.threshold)
 MANIFEST_NAME = "manifest.json"
 METADATA_KEY = "skinlesion_manifest"  # TFLite metadata name and ONNX metadata_props key
 _MAGIC = b"SKINLESION-MANIFEST\x00"  # prefix of the embedded TFLite buffer: magic, u32 length, JSON
@@ -60,6 +60,9 @@ class ArtifactInfo:
     runtime: str = ""  # "litert" or "onnxruntime"
     input: QuantParams = field(default_factory=QuantParams)
     output: QuantParams = field(default_factory=QuantParams)
+    # operating threshold chosen on this file's own validation outputs (None: the manifest's)
+    threshold: float | None = None
+    threshold_rule: str = ""
 
 
 @dataclass
@@ -131,7 +134,7 @@ class Manifest:
         kw = {k: v for k, v in d.items() if k in known}
         arts = {}
         for name, a in (kw.pop("artifacts", None) or {}).items():
-            a = dict(a)
+            a = {k: v for k, v in a.items() if k in _ARTIFACT_FIELDS}
             a["input"] = QuantParams(**a.get("input", {}))
             a["output"] = QuantParams(**a.get("output", {}))
             arts[name] = ArtifactInfo(**a)
@@ -170,6 +173,25 @@ class Manifest:
             if Path(art.file).name == name:
                 return art
         return None
+
+    def for_artifact(self, model_path: str | Path) -> "Manifest":
+        """This manifest as ``model_path`` uses it: its own threshold, when it has one.
+
+        An int8 file's outputs differ slightly from the float model's, so export chooses its
+        threshold again, with the same rule, on its own validation outputs.
+
+            >>> m = Manifest(threshold=0.3, artifacts={"q": ArtifactInfo("q", "q.tflite", threshold=0.28)})
+            >>> m.for_artifact("models/q.tflite").threshold, m.for_artifact("x.onnx").threshold
+            (0.28, 0.3)
+        """
+        art = self.artifact_for(model_path)
+        if art is None or art.threshold is None:
+            return self
+        return dataclasses.replace(self, threshold=float(art.threshold),
+                                   threshold_rule=art.threshold_rule or self.threshold_rule)
+
+
+_ARTIFACT_FIELDS = {f.name for f in dataclasses.fields(ArtifactInfo)}
 
 
 def encode_embedded(manifest: Manifest) -> bytes:

@@ -3,7 +3,9 @@
 Writes model_{fp32,fp16,dynamic,int8}.tflite, model_{fp32,int8}.onnx, manifest.json and
 export_report.{md,json} into ``--out`` (default ``<run>/export``). Each artifact is run with
 its real runtime on the test split and compared with the Keras model; one outside its
-tolerance makes the exit code 1. Exit code 2: bad input (model, data, output folder, flags).
+tolerance makes the exit code 1. Each artifact gets its own operating threshold, chosen with
+the run's rule on its own outputs for the run's validation images (``--keras-threshold``: all
+share the Keras model's). Exit code 2: bad input (model, data, output folder, flags).
 
 Example:
     python export/convert.py                                  # newest runs/*/model.keras
@@ -83,6 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "max_accuracy_drop; FORMAT may be 'all'); repeatable")
     p.add_argument("--skip-parity", action="store_true",
                    help="skip the comparison with Keras on the test split (not recommended)")
+    p.add_argument("--keras-threshold", action="store_true",
+                   help="give every file the Keras model's threshold instead of choosing each "
+                        "file's own on the validation split")
     p.add_argument("--seed", type=int, default=0, help="seed for drawing calibration images")
     return p
 
@@ -96,25 +101,34 @@ def _resolve_paths(args) -> tuple[Path, Path, Path]:
 
 
 def _load_images(args, info, size: int, formats, need_test: bool):
-    from export.inputs import load_calibration, load_test
+    """(data folder, calibration images, test images, test labels, validation rule or None)."""
+    from export.inputs import load_calibration, load_test, operating_rule
     from train.data import DatasetNotFound, resolve_data_dir
 
     needs_cal = any(f.needs_calibration for f in formats)
-    if not (needs_cal or need_test):
-        return None, None, None, None
+    need_val = not args.keras_threshold and bool(info.metrics) and bool(info.config)
+    if not (needs_cal or need_test or need_val):
+        return None, None, None, None, None
     run_data = info.config.get("data")  # where the run was trained, if it still exists
     try:
         data_dir = resolve_data_dir(args.data or (run_data if run_data and Path(run_data).is_dir()
                                                   else None))
     except DatasetNotFound as e:
-        raise ExportError(str(e)) from None
+        if needs_cal or need_test or args.data:
+            raise ExportError(str(e)) from None
+        print(f"warning: {e}; every file gets the Keras model's threshold", file=sys.stderr)
+        return None, None, None, None, None
     cal = load_calibration(data_dir, size, args.calibration_count, args.seed) if needs_cal else None
     x, y = (load_test(data_dir, size, bool(info.config.get("exclude_leaked", True)))
             if need_test else (None, None))
     if need_test and len(x) == 0:
         raise ExportError(f"{data_dir}: no test images found (expected test/benign and "
                           "test/malignant); pass --data, or --skip-parity")
-    return data_dir, cal, x, y
+    rule = operating_rule(info, data_dir, size) if need_val else None
+    if need_val and rule is None:
+        print(f"warning: no validation images for {info.run_dir} in {data_dir}: every file "
+              "gets the Keras model's threshold", file=sys.stderr)
+    return data_dir, cal, x, y, rule
 
 
 def run(args) -> int:
@@ -135,13 +149,15 @@ def run(args) -> int:
     info = read_run(run_dir)
     for msg in info.warnings:
         print(msg, file=sys.stderr)
-    data_dir, cal, x, y = _load_images(args, info, h, formats, not args.skip_parity)
+    data_dir, cal, x, y, rule = _load_images(args, info, h, formats, not args.skip_parity)
     if cal is not None:
         print(f"Calibration: {len(cal)} training images from {data_dir}")
     if x is not None:
         print(f"Parity: {len(x)} test images from {data_dir}")
+    if rule is not None:
+        print(f"Thresholds: each file's own, {rule.describe()}")
     results = export_model(model, out, [f.name for f in formats], cal, manifest_from_run(info),
-                           test_images=x, test_labels=y, tolerances=tolerances,
+                           test_images=x, test_labels=y, tolerances=tolerances, operating=rule,
                            min_calibration=args.min_calibration,
                            log=lambda m: print(m, file=sys.stderr if "warning" in m else sys.stdout))
     print()

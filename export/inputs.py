@@ -4,6 +4,8 @@
 - ``read_run``: ``config.json`` and ``metrics.json`` of a training run (threshold, temperature
   and test metrics come from ``train/evaluate.py``); missing files become warnings.
 - ``manifest_from_run``: the manifest those fill in.
+- ``operating_rule``: the run's validation images and threshold rule, so each artifact gets
+  its own threshold (``export/threshold.py``).
 - ``load_calibration`` / ``load_test``: uint8 images through ``train.data.load_arrays`` (the
   same ``edge.preprocess.fit_to_input`` path the edge runner uses).
 
@@ -101,6 +103,29 @@ def manifest_from_run(info: RunInfo) -> Manifest:
         m.metrics = {k: _scalars(met[k]) for k in ("test", "test_full") if k in met}
         m.metrics.update({k: met[k] for k in ("n_test", "n_test_full") if k in met})
     return m
+
+
+def operating_rule(info: RunInfo, data_dir: Path, image_size: int):
+    """The run's validation split (as ``train/evaluate.py`` drew it) and threshold rule.
+
+    ``None`` when the run has no ``config.json`` or ``metrics.json`` (no rule to repeat) or the
+    validation images are missing; the artifacts then share the manifest's threshold.
+    """
+    from export.threshold import OperatingRule
+    from train.config import TrainConfig
+    from train.data import list_samples, load_arrays, split_train_val
+
+    met = info.metrics
+    if not info.config or "threshold" not in met:
+        return None
+    cfg = TrainConfig.load(info.run_dir / "config.json")
+    _, val = split_train_val(list_samples(data_dir, "train"), cfg.val_fraction, cfg.val_seed)
+    x, y, _ = load_arrays(val, image_size, verbose=False)
+    if len(y) == 0 or len(set(y.tolist())) < 2:
+        return None
+    # metrics.json from before the lower-bound rule has no "threshold_confidence": point rule
+    return OperatingRule(x, y, float(met.get("target_sensitivity", 0.95)),
+                         float(met.get("threshold_confidence", 0.0)))
 
 
 def load_calibration(data_dir: Path, image_size: int, count: int, seed: int = 0) -> np.ndarray:

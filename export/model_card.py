@@ -79,6 +79,7 @@ def render(run: Path, models: Path, int8: dict, bench: dict | None) -> str:
     summ = json.loads((run / "train_summary.json").read_text())
     met = json.loads((run / "metrics.json").read_text())
     man = Manifest.load(models / "manifest.json")
+    ship = man.for_artifact(models / "model_int8.tflite")  # the shipped file's own threshold
     exp = json.loads((models / "export_report.json").read_text())
     keras_t = met["test"]
     L = [
@@ -105,8 +106,12 @@ def render(run: Path, models: Path, int8: dict, bench: dict | None) -> str:
         "camera frames are out of distribution.", "",
         "## Model", *_model_lines(cfg, summ, man), "",
         "## Operating threshold and calibration",
-        f"- Threshold **{man.threshold:.4f}** on the temperature-scaled probability: {man.threshold_rule}. "
+        f"- Threshold **{ship.threshold:.4f}** on the temperature-scaled probability: {ship.threshold_rule}. "
         "Missing a melanoma costs more than a false alarm, so the threshold favours sensitivity.",
+        *([f"- The float Keras model's threshold, by the same rule on its own validation "
+           f"outputs, is {man.threshold:.4f}: int8 rounding moves the probabilities a little, so "
+           "each exported file gets its own (`export/threshold.py`)."]
+          if ship.threshold != man.threshold else []),
         f"- Temperature T = {man.temperature:.3f}, fitted on validation. Test ECE (10 bins, float "
         f"model): {met['calibration']['ece_raw']:.4f} raw, {met['calibration']['ece_calibrated']:.4f} "
         f"scaled; shipped int8 model, scaled: {int8['ece']:.4f}.", "",

@@ -4,9 +4,10 @@ The artifact goes through ``edge.classifier.Classifier`` (the edge runner's own 
 manifest, quantization with the artifact's own scale/zero point, dequantized output) on the
 same preprocessed uint8 images the Keras model sees, so differences come only from the format.
 
-Reported per artifact: accuracy, ROC AUC, sensitivity and specificity at the shipped threshold
-(on the calibrated probability), label agreement with Keras, and max/mean |p - p_keras| on the
-raw sigmoid output.
+Reported per artifact: accuracy, ROC AUC, sensitivity and specificity at the artifact's shipped
+threshold (on the calibrated probability; its own when export chose one, see
+``export/threshold.py``), label agreement with Keras at the Keras model's threshold, and
+max/mean |p - p_keras| on the raw sigmoid output.
 
 Example:
     >>> p_keras = keras_probabilities(model, x)                                    # doctest: +SKIP
@@ -36,6 +37,7 @@ class ParityResult:
     format: str
     n: int
     backend: str
+    threshold: float  # the artifact's; Keras labels use the manifest's
     load_ms: float
     accuracy: float
     roc_auc: float
@@ -77,15 +79,19 @@ def artifact_probabilities(path: Path, backend: str, manifest: Manifest,
 
 def compare(name: str, p_art: np.ndarray, p_keras: np.ndarray, labels: np.ndarray,
             manifest: Manifest, tolerance: Tolerance, load_ms: float = 0.0,
-            backend: str = "") -> ParityResult:
-    """Metrics and tolerance checks for artifact probabilities against Keras probabilities."""
-    thr, temp = manifest.threshold, manifest.temperature
+            backend: str = "", threshold: float | None = None) -> ParityResult:
+    """Metrics and tolerance checks for artifact probabilities against Keras probabilities.
+
+    ``threshold``: the artifact's own (default: the manifest's, which the Keras labels use).
+    """
+    k_thr, temp = manifest.threshold, manifest.temperature
+    thr = k_thr if threshold is None else threshold
     cal_art, cal_keras = apply_temperature(p_art, temp), apply_temperature(p_keras, temp)
     m_art = binary_metrics(labels, cal_art, thr)
-    m_keras = binary_metrics(labels, cal_keras, thr)
+    m_keras = binary_metrics(labels, cal_keras, k_thr)
     diff = np.abs(p_art - p_keras)
-    agreement = float(np.mean((cal_art >= thr) == (cal_keras >= thr))) if len(diff) else 0.0
-    r = ParityResult(name, int(len(diff)), backend, round(load_ms, 2), m_art["accuracy"],
+    agreement = float(np.mean((cal_art >= thr) == (cal_keras >= k_thr))) if len(diff) else 0.0
+    r = ParityResult(name, int(len(diff)), backend, thr, round(load_ms, 2), m_art["accuracy"],
                      m_art["roc_auc"], m_art["sensitivity"], m_art["specificity"],
                      m_keras["accuracy"], agreement, float(diff.max(initial=0.0)),
                      float(diff.mean()) if len(diff) else 0.0, asdict(tolerance))
@@ -115,4 +121,4 @@ def check_artifact(path: Path, fmt: Format, manifest: Manifest, images: np.ndarr
     """Run ``path`` with ``fmt.runtime`` on ``images`` and compare with ``p_keras``."""
     p_art, load_ms, backend = artifact_probabilities(path, fmt.runtime, manifest, images)
     return compare(fmt.name, p_art, p_keras, labels, manifest, tolerance or fmt.tolerance,
-                   load_ms, backend)
+                   load_ms, backend, manifest.for_artifact(path).threshold)

@@ -2,7 +2,8 @@
 
 ``export_model`` is what ``export/convert.py`` and the benchmark call. Per format it runs the
 registry's exporter in a hidden staging folder, opens the result with its real runtime to
-read the input/output quantization, embeds the manifest, and moves the file into place
+read the input/output quantization, chooses its own operating threshold on the validation
+images when given (``export/threshold.py``), embeds the manifest, and moves the file into place
 atomically; then it writes ``manifest.json`` (with every artifact's sha256 and size), runs
 parity on the test images when given, and writes ``export_report.{md,json}``. A failing
 format becomes a failed row; the others still complete. Ctrl-C leaves no half-written file.
@@ -19,7 +20,7 @@ import copy
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterable
@@ -35,6 +36,7 @@ from export.embed import embed_bytes, embeddable
 from export.formats import FORMATS, Format, Tolerance, select_formats
 from export.parity import ParityResult, check_artifact, keras_probabilities
 from export.report import REPORT_JSON, REPORT_MD, write_reports
+from export.threshold import ArtifactThreshold, OperatingRule, artifact_threshold, choose
 from export.validate import (MIN_CALIBRATION, check_calibration, ensure_writable,
                              image_input_size, load_keras_model, one_line)
 
@@ -54,7 +56,12 @@ class FormatResult:
     bytes: int = 0
     sha256: str = ""
     load_ms: float = 0.0
+    operating: ArtifactThreshold | None = None  # this file's own threshold (validation)
     parity: ParityResult | None = None
+
+    @property
+    def threshold(self) -> float | None:
+        return self.operating.threshold if self.operating else None
 
     @property
     def passed(self) -> bool:
@@ -75,6 +82,7 @@ class FormatResult:
                 "passed": self.passed, "status": self.status, "error": self.error,
                 "seconds": round(self.seconds, 2), "bytes": self.bytes, "sha256": self.sha256,
                 "load_ms": round(self.load_ms, 2),
+                "operating": asdict(self.operating) if self.operating else None,
                 "parity": self.parity.to_dict() if self.parity else None}
 
 
@@ -86,13 +94,16 @@ def export_model(model_or_path, out_dir: str | Path, formats: str | Iterable[str
                  calibration: np.ndarray | None = None, manifest: Manifest | None = None, *,
                  test_images: np.ndarray | None = None, test_labels: np.ndarray | None = None,
                  tolerances: dict[str, Tolerance] | None = None,
+                 operating: OperatingRule | None = None,
                  min_calibration: int = MIN_CALIBRATION, opset: int = 17,
                  log: Callable[[str], None] = print) -> list[FormatResult]:
     """Export ``model_or_path`` to ``formats`` in ``out_dir``; one ``FormatResult`` per format.
 
     Raises ``ExportError`` for problems that stop everything (bad model, no calibration
     images for int8, unwritable folder); per-format failures are rows with ``ok=False``.
-    Parity runs when ``test_images``/``test_labels`` are given.
+    Parity runs when ``test_images``/``test_labels`` are given. With ``operating`` (validation
+    images and the threshold rule), every artifact gets its own threshold in the manifest;
+    without it, all use the manifest's (the float model's) threshold.
     """
     if isinstance(model_or_path, (str, Path)):
         model, name = load_keras_model(model_or_path), str(model_or_path)
@@ -106,13 +117,15 @@ def export_model(model_or_path, out_dir: str | Path, formats: str | Iterable[str
     check_calibration(calibration, size, selected, min_calibration, log)
     out_dir = ensure_writable(Path(out_dir))
     manifest = _base_manifest(manifest, size, model)
+    if operating is not None:
+        _check_keras_threshold(model, manifest, operating, log)
     for stale in (MANIFEST_NAME, REPORT_JSON, REPORT_MD):  # no sidecar may describe a mix
         (out_dir / stale).unlink(missing_ok=True)          # of old and new files mid-export
     staging = Path(tempfile.mkdtemp(prefix=".export-staging-", dir=out_dir))
     try:
         ctx = ExportContext(model, calibration, staging / "work", opset)
         ctx.workdir.mkdir()
-        results = [_export_one(ctx, f, staging, manifest, log) for f in selected]
+        results = [_export_one(ctx, f, staging, manifest, operating, log) for f in selected]
         _install(results, staging, out_dir, manifest, log)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -134,9 +147,23 @@ def _base_manifest(manifest: Manifest | None, size: tuple[int, int], model) -> M
     return m
 
 
+def _check_keras_threshold(model, manifest: Manifest, rule: OperatingRule,
+                           log: Callable[[str], None]) -> None:
+    """Warn when the rule, on the Keras model's own outputs, does not give the manifest's threshold.
+
+    They agree when the validation images are the ones ``train/evaluate.py`` used; if not, the
+    files' thresholds come from other images than the float model's.
+    """
+    k = choose(rule.labels, keras_probabilities(model, rule.images), manifest.temperature, rule)
+    if abs(k.threshold - manifest.threshold) > 1e-5:
+        log(f"warning: on these {len(rule.labels)} validation images the Keras model's threshold "
+            f"would be {k.threshold:.4f}, not the run's {manifest.threshold:.4f}: the images or "
+            "the rule differ from train/evaluate.py's; re-run it, or pass --keras-threshold")
+
+
 def _export_one(ctx: ExportContext, fmt: Format, staging: Path, manifest: Manifest,
-                log: Callable[[str], None]) -> FormatResult:
-    """Run one exporter into the staging folder and record its tensors' quantization."""
+                operating: OperatingRule | None, log: Callable[[str], None]) -> FormatResult:
+    """Run one exporter into the staging folder; record its quantization (and threshold)."""
     res, raw, t0 = FormatResult(fmt.name), staging / fmt.filename, time.perf_counter()
     try:
         fmt.exporter(ctx, raw)
@@ -145,16 +172,25 @@ def _export_one(ctx: ExportContext, fmt: Format, staging: Path, manifest: Manife
         if tuple(rt.input.shape) != want:
             raise RuntimeError(f"artifact input shape {tuple(rt.input.shape)}, expected {want}")
         q = lambda s: QuantParams(s.dtype, float(s.scale), int(s.zero_point))  # noqa: E731
-        manifest.artifacts[fmt.name] = ArtifactInfo(fmt.name, fmt.filename, runtime=fmt.runtime,
-                                                    input=q(rt.input), output=q(rt.output))
+        art = ArtifactInfo(fmt.name, fmt.filename, runtime=fmt.runtime,
+                           input=q(rt.input), output=q(rt.output))
+        manifest.artifacts[fmt.name] = art
+        if operating is not None:
+            res.operating = artifact_threshold(raw, fmt.runtime, manifest, operating)
+            art.threshold, art.threshold_rule = res.operating.threshold, res.operating.rule
         res.ok = True
     except ExportError as e:
         res.error = str(e)
     except Exception as e:  # one format's failure must not stop the others
         res.error = one_line(e)
     res.seconds = time.perf_counter() - t0
+    if not res.ok:
+        manifest.artifacts.pop(fmt.name, None)
+    o = res.operating if res.ok else None
     log(f"  {fmt.name:<15} {'exported' if res.ok else 'FAILED: ' + res.error}"
-        f" ({res.seconds:.1f} s)")
+        f" ({res.seconds:.1f} s)" + (f"; threshold {o.threshold:.4f} (validation sensitivity "
+                                     f"{o.val_sensitivity:.3f}, specificity "
+                                     f"{o.val_specificity:.3f})" if o else ""))
     return res
 
 

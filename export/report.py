@@ -19,7 +19,7 @@ from edge.manifest import Manifest
 
 REPORT_JSON = "export_report.json"
 REPORT_MD = "export_report.md"
-COLUMNS = ("format", "file", "size", "export s", "load ms", "accuracy", "AUC", "sens.",
+COLUMNS = ("format", "file", "size", "export s", "load ms", "threshold", "accuracy", "AUC", "sens.",
            "spec.", "agree", "max |dp|", "mean |dp|", "status")
 
 
@@ -35,13 +35,18 @@ def table_rows(results) -> list[list[str]]:
     rows = []
     for r in results:
         p = r.parity
+        thr = r.threshold if r.threshold is not None else (p.threshold if p else None)
         rows.append([r.name, r.path.name if r.path else "-", _size(r.bytes), f"{r.seconds:.1f}",
-                     _f(r.load_ms if r.ok else None, ".1f"),
+                     _f(r.load_ms if r.ok else None, ".1f"), _f(thr),
                      _f(p and p.accuracy), _f(p and p.roc_auc), _f(p and p.sensitivity),
                      _f(p and p.specificity), _f(p and p.agreement, ".2%"),
                      _f(p and p.max_abs_diff, ".1e"), _f(p and p.mean_abs_diff, ".1e"),
                      r.status])
     return rows
+
+
+def _own_rule(results) -> str:
+    return next((r.operating.rule for r in results if r.operating is not None), "")
 
 
 def format_table(results) -> str:
@@ -74,13 +79,14 @@ def report_markdown(results, manifest: Manifest) -> str:
         f"# Export report: {manifest.model_name or 'model'} ({manifest.run_id or 'no run id'})",
         "",
         f"- Input {manifest.input_height}x{manifest.input_width} RGB, pixels 0..255 "
-        f"(the model scales them); threshold {manifest.threshold:.4f} on the calibrated "
-        f"probability (temperature {manifest.temperature:.3f}).",
+        f"(the model scales them); Keras model threshold {manifest.threshold:.4f} on the "
+        f"calibrated probability (temperature {manifest.temperature:.3f}).",
+        *([f"- Each file's threshold: {rule}."] if (rule := _own_rule(results)) else []),
         f"- Parity on {d['n_test']} test images against the Keras model"
         + (f" (Keras accuracy {d['keras_accuracy']:.4f})." if d["keras_accuracy"] is not None
            else " was not run."),
         "- |dp| is the absolute difference of the raw sigmoid output from Keras; agreement is "
-        "the share of images with the same label at the threshold.",
+        "the share of images with the same label as the Keras model (each at its threshold).",
         "",
         format_table(results),
         "",

@@ -2,7 +2,8 @@
 
 ``tiny_export`` is the folder ``export_model`` writes for the ``tiny_model_path`` model
 (32x32 input) in all six registry formats: the artifacts, ``manifest.json`` and
-``export_report.{json,md}`` (parity against Keras on synthetic test images included).
+``export_report.{json,md}`` (parity against Keras on synthetic test images included; each
+file's own threshold chosen on synthetic validation images).
 """
 from __future__ import annotations
 
@@ -23,17 +24,35 @@ def synthetic_arrays(n: int, size: int = 32, seed: int = 1) -> tuple[np.ndarray,
     return np.stack([synth_lesion(rng, bool(t), size) for t in y]), y
 
 
+def tiny_operating_rule():
+    """Validation images and rule the tiny export chooses each file's threshold with."""
+    from export.threshold import OperatingRule
+
+    x_val, y_val = synthetic_arrays(80, seed=13)  # 40 positives: the bound picks 37 of them
+    return OperatingRule(x_val, y_val, target_sensitivity=0.8, confidence=0.95)
+
+
 @pytest.fixture(scope="session")
 def tiny_export_results(tmp_path_factory, tiny_model_path):
     """``(export folder, list[FormatResult])`` for the tiny model in every format."""
+    import keras
+
+    from edge.manifest import Manifest
+    from export.parity import keras_probabilities
     from export.pipeline import export_model
+    from export.threshold import choose
 
     out = tmp_path_factory.mktemp("tiny_export") / "export"
     cal, _ = synthetic_arrays(TINY_CALIBRATION, seed=11)
     x_test, y_test = synthetic_arrays(48, seed=12)
-    results = export_model(tiny_model_path, out, calibration=cal, test_images=x_test,
+    rule = tiny_operating_rule()
+    # as train/evaluate.py would: the Keras model's threshold by the same rule on validation
+    model = keras.saving.load_model(tiny_model_path, compile=False)
+    keras_thr = choose(rule.labels, keras_probabilities(model, rule.images), 1.0, rule)
+    manifest = Manifest(threshold=keras_thr.threshold, threshold_rule=keras_thr.rule)
+    results = export_model(model, out, calibration=cal, manifest=manifest, test_images=x_test,
                            test_labels=y_test, min_calibration=TINY_CALIBRATION,
-                           log=lambda msg: None)
+                           operating=rule, log=lambda msg: None)
     return out, results
 
 

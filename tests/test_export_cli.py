@@ -20,12 +20,12 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _run_dir(tmp_path: Path, model: Path, metrics: dict | None = None) -> Path:
+def _run_dir(tmp_path: Path, model: Path, metrics: dict | None = None, **config) -> Path:
     run = tmp_path / "runs" / "r1"
     run.mkdir(parents=True)
     shutil.copy(model, run / "model.keras")
     (run / "config.json").write_text(json.dumps({"run_id": "r1-id", "model": "tiny_cnn",
-                                                 "image_size": 32}))
+                                                 "image_size": 32, **config}))
     if metrics is not None:
         (run / "metrics.json").write_text(json.dumps(metrics))
     return run
@@ -64,7 +64,7 @@ def test_cli_fills_manifest_from_run_metrics(tiny_model_path, tmp_path, capsys):
                "test": {"accuracy": 0.93, "roc_auc": 0.97, "sensitivity": 0.95,
                         "specificity": 0.91, "curve": [1, 2, 3]}}
     run = _run_dir(tmp_path, tiny_model_path, metrics)
-    rc = main(["--run", str(run), "--formats", "tflite_fp32", "--skip-parity"])
+    rc = main(["--run", str(run), "--formats", "tflite_fp32", "--skip-parity", "--keras-threshold"])
     assert rc == 0, capsys.readouterr().err
     m = Manifest.load(run / "export" / "manifest.json")
     assert (m.threshold, m.temperature, m.run_id, m.model_name) == (0.31, 1.7, "r1-id", "tiny_cnn")
@@ -72,6 +72,50 @@ def test_cli_fills_manifest_from_run_metrics(tiny_model_path, tmp_path, capsys):
     assert m.metrics["test"] == {"accuracy": 0.93, "roc_auc": 0.97, "sensitivity": 0.95,
                                  "specificity": 0.91}
     assert m.metrics["n_test"] == 633
+
+
+def test_cli_gives_each_file_its_own_threshold(tiny_model_path, synthetic_dataset, tmp_path,
+                                               capsys):
+    """Each file's threshold: the run's rule on its own outputs for the run's validation split."""
+    import keras
+
+    from export.inputs import operating_rule, read_run
+    from export.parity import artifact_probabilities, keras_probabilities
+    from export.threshold import choose
+
+    run = _run_dir(tmp_path, tiny_model_path, None, val_fraction=0.5)
+    (run / "metrics.json").write_text(json.dumps({"threshold": 0.5, "temperature": 1.0}))
+    rule = operating_rule(read_run(run), synthetic_dataset, 32)
+    assert rule is not None and len(rule.labels) == 32 and rule.confidence == 0.0  # old metrics
+    rule.target_sensitivity, rule.confidence = 0.9, 0.95
+    model = keras.saving.load_model(tiny_model_path, compile=False)
+    keras_thr = choose(rule.labels, keras_probabilities(model, rule.images), 1.0, rule).threshold
+    (run / "metrics.json").write_text(json.dumps({   # what train/evaluate.py would have written
+        "threshold": keras_thr, "temperature": 1.0, "target_sensitivity": 0.9,
+        "threshold_confidence": 0.95}))
+    rc = main(["--run", str(run), "--data", str(synthetic_dataset), "--formats",
+               "tflite_fp32,tflite_int8", "--calibration-count", "40"])
+    cap = capsys.readouterr()
+    assert rc == 0, cap.err
+    assert "warning: on these" not in cap.err
+    assert "Thresholds: each file's own" in cap.out and "| threshold |" in cap.out
+    m = Manifest.load(run / "export" / "manifest.json")
+    assert m.threshold == keras_thr
+    assert m.artifacts["tflite_fp32"].threshold == pytest.approx(keras_thr, abs=1e-5)
+    raw, _, _ = artifact_probabilities(run / "export" / "model_int8.tflite", "litert", m,
+                                       rule.images)
+    assert m.artifacts["tflite_int8"].threshold == choose(rule.labels, raw, 1.0, rule).threshold
+
+    # a metrics.json whose threshold the rule does not reproduce on these images is flagged
+    (run / "metrics.json").write_text(json.dumps({"threshold": 0.31, "temperature": 1.0}))
+    assert main(["--run", str(run), "--data", str(synthetic_dataset), "--formats",
+                 "tflite_fp32", "--skip-parity"]) == 0
+    assert "not the run's 0.3100" in capsys.readouterr().err
+    # --keras-threshold: every file uses the manifest's
+    assert main(["--run", str(run), "--data", str(synthetic_dataset), "--formats",
+                 "tflite_fp32", "--skip-parity", "--keras-threshold"]) == 0
+    assert "Thresholds:" not in capsys.readouterr().out
+    assert Manifest.load(run / "export" / "manifest.json").artifacts["tflite_fp32"].threshold is None
 
 
 def test_cli_out_of_tolerance_exits_1_naming_numbers(tiny_model_path, synthetic_dataset,

@@ -15,9 +15,11 @@ from edge.classifier import Classifier
 from edge.manifest import Manifest, find_manifest, read_embedded
 from edge.runtimes import open_runtime
 from export.formats import FORMAT_NAMES, FORMATS, Tolerance, select_formats
-from export.parity import check_artifact, keras_probabilities
+from export.parity import artifact_probabilities, check_artifact, keras_probabilities
 from export.pipeline import export_model
-from tests.fixtures_export import synthetic_arrays
+from export.threshold import OperatingRule, choose
+from tests.fixtures_export import synthetic_arrays, tiny_operating_rule
+from train.metrics import apply_temperature, wilson_lower_bound
 
 pytestmark = pytest.mark.slow
 
@@ -91,11 +93,52 @@ def test_parity_with_keras(tiny_export, keras_model, test_set, name):
         assert agree >= 0.95 and np.abs(p_art - p_keras).max() < 0.25
     else:
         assert agree == 1.0 and np.abs(p_art - p_keras).max() <= fmt.tolerance.max_prob_diff
+    # the report's agreement: each at its own threshold (the file's, the Keras model's)
+    m = Manifest.load(tiny_export / "manifest.json")
+    agree = np.mean((apply_temperature(p_art, m.temperature) >= clf.manifest.threshold)
+                    == (apply_temperature(p_keras, m.temperature) >= m.threshold))
     report = json.loads((tiny_export / "export_report.json").read_text())
     row = next(r for r in report["rows"] if r["format"] == name)
     assert row["parity"]["n"] == len(x) and row["parity"]["ok"]
+    assert row["parity"]["threshold"] == clf.manifest.threshold
     assert row["parity"]["agreement"] == pytest.approx(agree)
     assert row["parity"]["max_abs_diff"] == pytest.approx(np.abs(p_art - p_keras).max(), abs=1e-6)
+
+
+@pytest.mark.parametrize("name", FORMAT_NAMES)
+def test_each_file_gets_its_own_validation_threshold(tiny_export_results, name):
+    """Export repeats the threshold rule on each file's own validation outputs."""
+    out, results = tiny_export_results
+    rule, res = tiny_operating_rule(), next(r for r in results if r.name == name)
+    m = Manifest.load(out / "manifest.json")
+    art, fmt = m.artifacts[name], FORMATS[name]
+    raw, _, _ = artifact_probabilities(out / fmt.filename, fmt.runtime, m, rule.images)
+    cal = apply_temperature(raw, m.temperature)
+    pos = np.sort(cal[rule.labels == 1])[::-1]
+    k = next(k for k in range(1, len(pos) + 1)   # fewest positives the Wilson bound accepts
+             if wilson_lower_bound(k, len(pos), rule.confidence) >= rule.target_sensitivity)
+    assert k == 37
+    assert art.threshold == pytest.approx(pos[k - 1]) and res.threshold == art.threshold
+    assert "own outputs for the 80 validation images" in art.threshold_rule
+    assert Classifier(out / fmt.filename).manifest.threshold == art.threshold   # the runner's
+    assert read_embedded(out / fmt.filename).artifacts[name].threshold == art.threshold
+    row = next(r for r in json.loads((out / "export_report.json").read_text())["rows"]
+               if r["format"] == name)
+    assert row["operating"]["threshold"] == art.threshold
+    assert row["operating"]["val_sensitivity"] == pytest.approx(np.mean(pos >= art.threshold))
+
+
+def test_threshold_choice_follows_the_files_outputs():
+    """Shifted (e.g. int8-rounded) outputs get a threshold that restores validation sensitivity."""
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1], 200)
+    p = np.clip(np.where(y == 1, rng.beta(5, 2, 400), rng.beta(2, 5, 400)), 0.01, 0.99)
+    rule = OperatingRule(None, y, 0.9, 0.95)
+    float_thr, shifted = choose(y, p, 1.0, rule), p * 0.9
+    own = choose(y, shifted, 1.0, rule)
+    assert own.threshold < float_thr.threshold
+    assert own.val_sensitivity == pytest.approx(float_thr.val_sensitivity)
+    assert np.mean(shifted[y == 1] >= float_thr.threshold) < float_thr.val_sensitivity
 
 
 def test_manifest_sidecar_checksums(tiny_export):
