@@ -60,11 +60,15 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     from train.data import resolve_data_dir
 
+    from edge.atomic import atomic_write_text, sha256_file
+    from edge.classifier import Classifier
+
     preds = predictions(SHIPPED, resolve_data_dir(None))
-    sha = __import__("edge.atomic", fromlist=["sha256_file"]).sha256_file(SHIPPED)
-    doc = {"model": SHIPPED.name, "sha256": sha, "predictions": preds}
+    doc = {"model": SHIPPED.name, "sha256": sha256_file(SHIPPED),
+           "threshold": Classifier(SHIPPED).manifest.threshold,  # the file's own, as the runner uses it
+           "predictions": preds}
     if args.write:
-        GOLDEN.write_text(json.dumps(doc, indent=2) + "\n")
+        atomic_write_text(GOLDEN, json.dumps(doc, indent=2) + "\n")
         print(f"wrote {GOLDEN} ({len(preds)} predictions)")
     else:
         print(json.dumps(doc, indent=2))

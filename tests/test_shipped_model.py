@@ -27,6 +27,7 @@ def test_shipped_model_is_the_recorded_one(golden):
     art = m.artifact_for(G.SHIPPED)
     assert art is not None and art.sha256 == golden["sha256"]
     assert m.labels == ("benign", "malignant") and "not a medical device" in m.disclaimer
+    assert m.for_artifact(G.SHIPPED).threshold == golden["threshold"]  # what the runner applies
 
 
 def test_synthetic_predictions_match(golden):
