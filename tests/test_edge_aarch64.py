@@ -32,8 +32,9 @@ MODELS = {"model_int8.tflite": 0.0, "model_fp32.tflite": 1e-5,
           "model_int8.onnx": 0.0, "model_fp32.onnx": 1e-5}  # allowed |p_arm - p_x86|
 SKIP_CODE = 77
 # onnxruntime's int8 kernels differ between x86 (AVX-512 VNNI) and ARM: the shipped ensemble's
-# int8 ONNX moved by up to 0.027 on the 8 test images (LiteRT int8 stays bit-identical)
-SHIPPED_ONNX_INT8_TOL = 0.05
+# int8 ONNX moved by up to 0.059 on the 8 test images (the earlier 3-run ensemble: 0.027); LiteRT
+# int8 stays bit-identical, which is why it is the default on the device (edge/README.md)
+SHIPPED_ONNX_INT8_TOL = 0.08
 
 
 def _env() -> dict[str, str]:
