@@ -19,6 +19,16 @@ SHARED_DATA = ROOT.parent / "shared" / "datasets" / "skin-lesions"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
+def logit_distance(p: float, threshold: float) -> float:
+    """|logit(p) - logit(threshold)|: how far a probability is from flipping its label.
+
+    Logits, not probabilities: a lossy copy of an image moves a probability near 0 or 1 far less
+    than one near 0.5, and thresholds chosen for sensitivity sit well below 0.5.
+    """
+    lg = lambda q: float(np.log(np.clip(q, 1e-7, 1 - 1e-7) / np.clip(1 - q, 1e-7, 1)))  # noqa: E731
+    return abs(lg(p) - lg(threshold))
+
+
 def synth_lesion(rng: np.random.Generator, malignant: bool, size: int = 64) -> np.ndarray:
     """One RGB uint8 image: skin-toned background with a blob (larger/darker if malignant)."""
     img = np.empty((size, size, 3), np.uint8)
