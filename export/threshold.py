@@ -9,7 +9,7 @@ sensitivity, confidence and temperature, to its outputs. The test split is never
 Example:
     >>> rule = OperatingRule(x_val, y_val, target_sensitivity=0.95, confidence=0.95)  # doctest: +SKIP
     >>> artifact_threshold(Path("model_int8.tflite"), "litert", manifest, rule)       # doctest: +SKIP
-    ArtifactThreshold(threshold=0.2712..., val_sensitivity=0.983..., ...)
+    ArtifactThreshold(threshold=0.2122..., rule=..., val_sensitivity=0.978..., ...)
 """
 from __future__ import annotations
 
