@@ -25,6 +25,8 @@ import time
 
 os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")  # no OpenCV warning lines around ours
 
+from edge.helpformat import DefaultsHelp  # noqa: E402
+
 EXIT_OK, EXIT_BAD_INPUT, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 DEFAULT_MODEL = Path("models") / "model_int8.tflite"
 EXIT_CODES = """exit codes:
@@ -53,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = argparse.ArgumentParser(
         prog="python edge/classify.py", description="\n\n".join(__doc__.split("\n\n")[:2]),
-        epilog=EXIT_CODES, formatter_class=_Help)
+        epilog=EXIT_CODES, formatter_class=DefaultsHelp)
     p.add_argument("inputs", nargs="*", help="image files, folders (searched recursively) "
                    "or glob patterns (quote them)")
     p.add_argument("-m", "--model", type=Path, default=None,
@@ -89,13 +91,6 @@ def build_parser() -> argparse.ArgumentParser:
     cam.add_argument("--max-frames", type=int, default=None, metavar="N",
                      help="stop after N frames")
     return p
-
-
-class _Help(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-    def _get_help_string(self, action):
-        if action.default in (None, [], False) or "default:" in (action.help or ""):
-            return action.help
-        return super()._get_help_string(action)
 
 
 def _validate(args) -> None:

@@ -25,6 +25,7 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from edge.helpformat import DefaultsHelp  # noqa: E402
 from export.context import ExportError  # noqa: E402
 from export.formats import FORMAT_NAMES, FORMATS, Tolerance, select_formats  # noqa: E402
 
@@ -54,19 +55,10 @@ def parse_tolerances(specs: list[str]) -> dict[str, Tolerance]:
     return tol
 
 
-class _Help(argparse.ArgumentDefaultsHelpFormatter):
-    """Show defaults, except the empty ones whose help text already explains them."""
-
-    def _get_help_string(self, action):
-        if action.default in (None, [], False):
-            return action.help
-        return super()._get_help_string(action)
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python export/convert.py", description=__doc__.split("\n\n")[0],
-        formatter_class=_Help)
+        formatter_class=DefaultsHelp)
     p.add_argument("-m", "--model", type=Path, default=None,
                    help="trained model.keras (default: <run>/model.keras, else the newest runs/*/model.keras)")
     p.add_argument("-r", "--run", type=Path, default=None,

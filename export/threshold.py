@@ -32,10 +32,8 @@ class OperatingRule:
     confidence: float = 0.95  # one-sided Wilson lower bound; 0 = the point estimate
 
     def describe(self) -> str:
-        bound = (f"one-sided {self.confidence:.0%} Wilson lower bound of validation sensitivity"
-                 if self.confidence > 0 else "validation sensitivity")
-        return (f"highest threshold with {bound} >= {self.target_sensitivity:g}, chosen on this "
-                f"file's own outputs for the {len(self.labels)} validation images")
+        return (f"{M.describe_threshold_rule(self.target_sensitivity, self.confidence)}, chosen "
+                f"on this file's own outputs for the {len(self.labels)} validation images")
 
 
 @dataclass

@@ -84,9 +84,7 @@ def evaluate_run(run_dir: str | Path, data: str | None = None, target_sensitivit
     test_cal = M.apply_temperature(test.p, temperature)
     threshold = M.threshold_for_sensitivity(val.y, val_cal, target_sensitivity,
                                             threshold_confidence)
-    bound = (f"one-sided {threshold_confidence:.0%} Wilson lower bound of validation sensitivity"
-             if threshold_confidence > 0 else "validation sensitivity")
-    rule = (f"highest threshold with {bound} >= {target_sensitivity:g} "
+    rule = (f"{M.describe_threshold_rule(target_sensitivity, threshold_confidence)} "
             f"(on temperature-scaled probability, T={temperature:.3f})")
     td, yd = test_cal[keep], test.y[keep]
     metrics = {

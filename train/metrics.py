@@ -147,6 +147,17 @@ def threshold_for_sensitivity(y: np.ndarray, p: np.ndarray, target: float = 0.95
     return float(pos[k - 1])
 
 
+def describe_threshold_rule(target: float = 0.95, confidence: float = 0.0) -> str:
+    """Words for ``threshold_for_sensitivity``'s rule, as manifests and reports state it.
+
+    >>> describe_threshold_rule(0.95, 0.95)
+    'highest threshold with one-sided 95% Wilson lower bound of validation sensitivity >= 0.95'
+    """
+    bound = (f"one-sided {confidence:.0%} Wilson lower bound of validation sensitivity"
+             if confidence > 0 else "validation sensitivity")
+    return f"highest threshold with {bound} >= {target:g}"
+
+
 def expected_calibration_error(y: np.ndarray, p: np.ndarray, bins: int = 10) -> float:
     """ECE with equal-width bins on P(positive): sum_b |acc_b - conf_b| * n_b / n."""
     y, p = np.asarray(y, float), np.asarray(p, float)

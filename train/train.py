@@ -16,23 +16,15 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from edge.helpformat import DefaultsHelp  # noqa: E402
 from train.config import TrainConfig  # noqa: E402
 from train.data import DATA_ENV, DatasetNotFound  # noqa: E402
 from train.models import MODELS  # noqa: E402
 
 
-class _Help(argparse.ArgumentDefaultsHelpFormatter):
-    """Show defaults, except for on/off flags and empty ones (their help says what happens)."""
-
-    def _get_help_string(self, action):
-        if action.nargs == 0 or action.default in (None, ""):
-            return action.help
-        return super()._get_help_string(action)
-
-
 def build_parser() -> argparse.ArgumentParser:
     d = TrainConfig()
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=_Help)
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=DefaultsHelp)
     p.add_argument("-d", "--data", default="", help=f"dataset folder (default: ${DATA_ENV}, "
                    "data/skin-lesions, then ../shared/datasets/skin-lesions)")
     p.add_argument("-m", "--model", choices=MODELS, default=d.model)
