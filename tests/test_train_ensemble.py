@@ -192,3 +192,27 @@ def test_split_seed_lets_seed_variants_share_validation(member_runs, synthetic_d
     assert ensemble_cli.main([str(member_runs / "m32"), str(out), "--out",
                               str(tmp_path / "seeds")]) == 0
     assert TrainConfig.load(tmp_path / "seeds" / "config.json").val_seed == 0
+
+
+def test_rank_ensembles_scores_every_mix_on_validation(member_runs, synthetic_dataset, tmp_path,
+                                                        capsys):
+    from train import rank_ensembles as rank_cli
+    from train.evaluation import evaluate_run
+    from train.metrics import roc_auc
+
+    runs = [str(member_runs / "m32"), str(member_runs / "m48")]
+    out = tmp_path / "rank.json"
+    assert rank_cli.main([*runs, "--data", str(synthetic_dataset), "--json", str(out)]) == 0
+    assert "3 mixes of 2 runs" in capsys.readouterr().out
+    mixes = json.loads(out.read_text())
+    assert sorted(len(m["runs"]) for m in mixes) == [1, 1, 2]
+    assert [m["val_auc"] for m in mixes] == sorted((m["val_auc"] for m in mixes), reverse=True)
+    assert mixes[0]["in_band"] and all(m["in_band"] == (m["val_auc"] >= mixes[0]["val_auc"] - 0.003)
+                                       for m in mixes)
+    # a single run's score is what train/evaluate.py computes on the same validation split
+    val = evaluate_run(runs[0], str(synthetic_dataset), n_boot=5).val
+    single = next(m for m in mixes if m["runs"] == [runs[0]])
+    assert single["val_auc"] == pytest.approx(roc_auc(val.y, val.p), abs=1e-9)
+
+    assert rank_cli.main([runs[0], runs[0]]) == 2
+    assert "listed twice" in capsys.readouterr().err
