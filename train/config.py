@@ -10,6 +10,9 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+MODELS = ("seed_cnn", "mobilenetv2")
+SCHEDULES = ("plateau", "cosine")
+
 
 @dataclass
 class TrainConfig:
@@ -28,6 +31,8 @@ class TrainConfig:
     label_smoothing: float = 0.0
     class_weight: bool = True
     patience: int = 5
+    schedule: str = "plateau"  # plateau: halve the LR when val AUC stalls, stop early; cosine
+    ema: bool = False  # evaluate and keep an exponential moving average of the weights
     val_fraction: float = 0.15
     exclude_leaked: bool = True
     seed: int = 0  # weights, shuffling, augmentation (and the split unless split_seed >= 0)

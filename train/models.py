@@ -17,7 +17,8 @@ from pathlib import Path
 import keras
 from keras import layers
 
-MODELS = ("seed_cnn", "mobilenetv2")
+from train.config import MODELS
+
 _WEIGHT_FILE = "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_{alpha}_224_no_top.h5"
 BACKBONE_NAME = "backbone"
 

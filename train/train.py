@@ -17,9 +17,8 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from edge.helpformat import DefaultsHelp  # noqa: E402
-from train.config import TrainConfig  # noqa: E402
+from train.config import MODELS, SCHEDULES, TrainConfig  # noqa: E402
 from train.data import DATA_ENV, DatasetNotFound  # noqa: E402
-from train.models import MODELS  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,7 +48,15 @@ def build_parser() -> argparse.ArgumentParser:
                         "train/ensemble.py) whose predictions become soft training targets")
     p.add_argument("--distill-weight", type=float, default=d.distill_weight,
                    help="share of the teacher's probability in the target (0..1)")
-    p.add_argument("--patience", type=int, default=d.patience, help="early stopping on val AUC")
+    p.add_argument("--patience", type=int, default=d.patience,
+                   help="plateau schedule: stop after this many epochs without a better val AUC "
+                        "(the LR halves after half as many)")
+    p.add_argument("--schedule", choices=SCHEDULES, default=d.schedule,
+                   help="plateau: halve the LR on a val-AUC plateau and stop early; cosine: decay "
+                        "the LR to 1%% of --lr over each phase's epochs, no early stop")
+    p.add_argument("--ema", action="store_true",
+                   help="validate and keep an exponential moving average of the weights "
+                        "(momentum 0.99)")
     p.add_argument("--val-fraction", type=float, default=d.val_fraction)
     p.add_argument("--keep-leaked", dest="exclude_leaked", action="store_false",
                    help="keep the 27 test images that duplicate train images in the headline test "

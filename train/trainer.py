@@ -42,12 +42,36 @@ def _strategy(name: str):
     return tf.distribute.get_strategy()
 
 
-def _compile(model, lr: float, label_smoothing: float) -> None:
+def _learning_rate(cfg: TrainConfig, lr: float, epochs: int, steps_per_epoch: int):
+    """A float for the plateau schedule; a cosine decay to 1% over the phase otherwise."""
     import keras
 
-    model.compile(optimizer=keras.optimizers.Adam(lr),
+    if cfg.schedule == "plateau":
+        return lr
+    if cfg.schedule != "cosine":
+        raise ValueError(f"unknown schedule '{cfg.schedule}'; use plateau or cosine")
+    return keras.optimizers.schedules.CosineDecay(lr, max(1, epochs * steps_per_epoch), alpha=0.01)
+
+
+def _compile(model, lr, label_smoothing: float, ema: bool = False) -> None:
+    import keras
+
+    model.compile(optimizer=keras.optimizers.Adam(lr, use_ema=ema, ema_momentum=0.99),
                   loss=keras.losses.BinaryCrossentropy(label_smoothing=label_smoothing),
                   metrics=[keras.metrics.AUC(name="auc"), keras.metrics.BinaryAccuracy(name="acc")])
+
+
+def _log_learning_rate():
+    """Callback putting the optimizer's current LR into the logs (a schedule is not logged)."""
+    import keras
+
+    class LogLearningRate(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if logs is not None:
+                logs["learning_rate"] = float(keras.ops.convert_to_numpy(
+                    self.model.optimizer.learning_rate))
+
+    return LogLearningRate()
 
 
 def _best_so_far(history_csv: Path) -> float | None:
@@ -102,13 +126,14 @@ def train(cfg: TrainConfig, resume: bool = False, verbose: int = 1) -> TrainResu
     with _strategy(cfg.strategy).scope():
         model = build_model(cfg.model, cfg.image_size, cfg.alpha, cfg.weights, cfg.dropout)
     best_path = run / "best.weights.h5"
+    steps = int(np.ceil(len(y_tr) / cfg.batch_size))
     t0, start_epoch = time.time(), 0
     for name, epochs, lr in cfg.phases():
         done_marker = run / "backup" / f"{name}.done"
         if name == "finetune":
             unfreeze_top(model, cfg.fine_tune_layers)
         with _strategy(cfg.strategy).scope():
-            _compile(model, lr, cfg.label_smoothing)
+            _compile(model, _learning_rate(cfg, lr, epochs, steps), cfg.label_smoothing, cfg.ema)
         if resume and done_marker.exists():
             print(f"resume: phase '{name}' already complete, skipping")
             start_epoch += epochs
@@ -117,16 +142,24 @@ def train(cfg: TrainConfig, resume: bool = False, verbose: int = 1) -> TrainResu
             continue
         print(f"phase '{name}': {epochs} epoch(s) at lr {lr:g}")
         best = _best_so_far(run / "history.csv") if resume or start_epoch else None
-        callbacks = [
-            keras.callbacks.BackupAndRestore(str(run / "backup" / name)),
-            keras.callbacks.ModelCheckpoint(str(best_path), monitor="val_auc", mode="max",
-                                            save_best_only=True, save_weights_only=True,
-                                            initial_value_threshold=best),
-            keras.callbacks.EarlyStopping(monitor="val_auc", mode="max", patience=cfg.patience),
-            keras.callbacks.ReduceLROnPlateau(monitor="val_auc", mode="max", factor=0.5,
-                                              patience=max(1, cfg.patience // 2), min_lr=1e-6),
-            keras.callbacks.CSVLogger(str(run / "history.csv"), append=True),
-        ]
+        # Order matters: the backup holds the raw weights, then (with --ema) the averaged
+        # weights are swapped in for validation and the best-model checkpoint.
+        callbacks = [keras.callbacks.BackupAndRestore(str(run / "backup" / name))]
+        if cfg.ema:
+            callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
+        callbacks.append(keras.callbacks.ModelCheckpoint(
+            str(best_path), monitor="val_auc", mode="max", save_best_only=True,
+            save_weights_only=True, initial_value_threshold=best))
+        if cfg.schedule == "plateau":
+            callbacks += [
+                keras.callbacks.EarlyStopping(monitor="val_auc", mode="max",
+                                              patience=cfg.patience),
+                keras.callbacks.ReduceLROnPlateau(monitor="val_auc", mode="max", factor=0.5,
+                                                  patience=max(1, cfg.patience // 2),
+                                                  min_lr=1e-6)]
+        else:
+            callbacks.append(_log_learning_rate())
+        callbacks.append(keras.callbacks.CSVLogger(str(run / "history.csv"), append=True))
         model.fit(ds_tr, validation_data=ds_va, epochs=start_epoch + epochs,
                   initial_epoch=start_epoch, class_weight=cw, callbacks=callbacks,
                   verbose=verbose)
