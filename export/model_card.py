@@ -62,6 +62,11 @@ def _model_lines(cfg: dict, summ: dict, man: Manifest) -> list[str]:
     return lines
 
 
+def _pct(v) -> str:
+    """A share as a percentage; '-' for a report written before the value existed."""
+    return "-" if v is None else f"{v:.2%}"
+
+
 def _bar(int8: dict, keras_acc: float) -> list[str]:
     """The project's bar (shared/docs/targets.md) against the shipped int8 model."""
     rows = [("accuracy", int8["accuracy"], ">= 0.935", int8["accuracy"] >= 0.935),
@@ -134,10 +139,11 @@ def render(run: Path, models: Path, int8: dict, bench: dict | None) -> str:
         "int8 formats are converted from a bias-corrected copy of the model "
         "(`export/bias_correction.py`): BatchNorm means absorb the expected int8 weight-rounding "
         "error, so quantized outputs stay centred on the float ones. Each file is scored at its "
-        "own threshold (same rule, its own validation outputs); agreement compares its labels "
-        "with the float model's at the float threshold.", "",
-        "| format | size | threshold | accuracy | AUC | sensitivity | specificity | label agreement with Keras | max abs dp | status |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "own threshold (same rule, its own validation outputs). Label agreement with the float "
+        "model: both at the float threshold (the format's effect), and the file at its own "
+        "threshold (the labels a user of the file sees).", "",
+        "| format | size | threshold | accuracy | AUC | sensitivity | specificity | agreement, float thr | agreement, own thr | max abs dp | status |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in exp["rows"]:
         p = r.get("parity") or {}
@@ -145,7 +151,8 @@ def render(run: Path, models: Path, int8: dict, bench: dict | None) -> str:
             L.append(f"| {r['format']} | {r['bytes'] / 1e6:.2f} MB | {p['threshold']:.4f} | "
                      f"{p['accuracy']:.4f} | "
                      f"{p['roc_auc']:.4f} | {p['sensitivity']:.4f} | {p['specificity']:.4f} | "
-                     f"{p['agreement']:.2%} | {p['max_abs_diff']:.3g} | {r['status']} |")
+                     f"{p['agreement']:.2%} | {_pct(p.get('decision_agreement'))} | "
+                     f"{p['max_abs_diff']:.3g} | {r['status']} |")
     L += [f"\nKeras float accuracy on the same images: {exp['keras_accuracy']:.4f}.", ""]
     if bench:
         L += ["## Latency (measured here; Raspberry Pi figures are estimates)", "",

@@ -6,8 +6,10 @@ same preprocessed uint8 images the Keras model sees, so differences come only fr
 
 Reported per artifact: accuracy, ROC AUC, sensitivity and specificity at the artifact's shipped
 threshold (on the calibrated probability; its own when export chose one, see
-``export/threshold.py``), label agreement with Keras at the Keras model's threshold, and
-max/mean |p - p_keras| on the raw sigmoid output.
+``export/threshold.py``), max/mean |p - p_keras| on the raw sigmoid output, and two label
+agreements with Keras: ``agreement``, both at the Keras model's threshold (what the format
+changed; the tolerance checks it), and ``decision_agreement``, the file at its own threshold
+(what a user of the file sees change; lower where its threshold sits among many outputs).
 
 Example:
     >>> p_keras = keras_probabilities(model, x)                                    # doctest: +SKIP
@@ -44,9 +46,10 @@ class ParityResult:
     sensitivity: float
     specificity: float
     keras_accuracy: float
-    agreement: float
+    agreement: float  # labels at the Keras threshold, both: the format's effect (checked)
     max_abs_diff: float
     mean_abs_diff: float
+    decision_agreement: float = float("nan")  # the file at its own threshold vs Keras at its
     tolerance: dict = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
 
@@ -90,11 +93,13 @@ def compare(name: str, p_art: np.ndarray, p_keras: np.ndarray, labels: np.ndarra
     m_art = binary_metrics(labels, cal_art, thr)
     m_keras = binary_metrics(labels, cal_keras, k_thr)
     diff = np.abs(p_art - p_keras)
-    agreement = float(np.mean((cal_art >= thr) == (cal_keras >= k_thr))) if len(diff) else 0.0
+    keras_labels = cal_keras >= k_thr
+    agreement = float(np.mean((cal_art >= k_thr) == keras_labels)) if len(diff) else 0.0
+    decisions = float(np.mean((cal_art >= thr) == keras_labels)) if len(diff) else 0.0
     r = ParityResult(name, int(len(diff)), backend, thr, round(load_ms, 2), m_art["accuracy"],
                      m_art["roc_auc"], m_art["sensitivity"], m_art["specificity"],
                      m_keras["accuracy"], agreement, float(diff.max(initial=0.0)),
-                     float(diff.mean()) if len(diff) else 0.0, asdict(tolerance))
+                     float(diff.mean()) if len(diff) else 0.0, decisions, asdict(tolerance))
     r.failures = _failures(r, tolerance)
     return r
 
@@ -106,8 +111,8 @@ def _failures(r: ParityResult, tol: Tolerance) -> list[str]:
     if tol.max_prob_diff is not None and r.max_abs_diff > tol.max_prob_diff:
         out.append(f"max |p - p_keras| {r.max_abs_diff:.2e} > {tol.max_prob_diff:.0e}")
     if r.agreement < tol.min_agreement:
-        out.append(f"label agreement {r.agreement:.2%} < {tol.min_agreement:.0%} "
-                   f"({round((1 - r.agreement) * r.n)} of {r.n} images differ)")
+        out.append(f"label agreement {r.agreement:.2%} < {tol.min_agreement:.0%} at the Keras "
+                   f"threshold ({round((1 - r.agreement) * r.n)} of {r.n} images differ)")
     drop = r.keras_accuracy - r.accuracy
     if drop > tol.max_accuracy_drop + 1e-9:
         out.append(f"accuracy {r.accuracy:.4f} vs Keras {r.keras_accuracy:.4f} "

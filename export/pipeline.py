@@ -248,6 +248,7 @@ def _parity(model, results: list[FormatResult], manifest: Manifest, images: np.n
         p = res.parity
         if not p.ok:
             res.error = "outside tolerance: " + "; ".join(p.failures)
-        log(f"  {res.name:<15} {'ok' if p.ok else 'FAILED'}: agreement {p.agreement:.2%}, "
+        log(f"  {res.name:<15} {'ok' if p.ok else 'FAILED'}: agreement {p.agreement:.2%} "
+            f"({p.decision_agreement:.2%} at its own threshold), "
             f"accuracy {p.accuracy:.4f} (Keras {p.keras_accuracy:.4f}), "
             f"max |dp| {p.max_abs_diff:.1e}")

@@ -20,7 +20,7 @@ from edge.manifest import Manifest
 REPORT_JSON = "export_report.json"
 REPORT_MD = "export_report.md"
 COLUMNS = ("format", "file", "size", "export s", "load ms", "threshold", "accuracy", "AUC", "sens.",
-           "spec.", "agree", "max |dp|", "mean |dp|", "status")
+           "spec.", "agree", "agree (own thr)", "max |dp|", "mean |dp|", "status")
 
 
 def _size(n: int) -> str:
@@ -40,6 +40,7 @@ def table_rows(results) -> list[list[str]]:
                      _f(r.load_ms if r.ok else None, ".1f"), _f(thr),
                      _f(p and p.accuracy), _f(p and p.roc_auc), _f(p and p.sensitivity),
                      _f(p and p.specificity), _f(p and p.agreement, ".2%"),
+                     _f(p and p.decision_agreement, ".2%"),
                      _f(p and p.max_abs_diff, ".1e"), _f(p and p.mean_abs_diff, ".1e"),
                      r.status])
     return rows
@@ -85,8 +86,10 @@ def report_markdown(results, manifest: Manifest) -> str:
         f"- Parity on {d['n_test']} test images against the Keras model"
         + (f" (Keras accuracy {d['keras_accuracy']:.4f})." if d["keras_accuracy"] is not None
            else " was not run."),
-        "- |dp| is the absolute difference of the raw sigmoid output from Keras; agreement is "
-        "the share of images with the same label as the Keras model (each at its threshold).",
+        "- |dp| is the absolute difference of the raw sigmoid output from Keras; agree is the "
+        "share of images with the same label as the Keras model, both at the Keras threshold "
+        "(the format's effect; checked against the tolerance); agree (own thr) puts the file "
+        "at its own threshold (the labels a user of the file sees).",
         "",
         format_table(results),
         "",

@@ -15,7 +15,8 @@ from edge.classifier import Classifier
 from edge.manifest import Manifest, find_manifest, read_embedded
 from edge.runtimes import open_runtime
 from export.formats import FORMAT_NAMES, FORMATS, Tolerance, select_formats
-from export.parity import artifact_probabilities, check_artifact, keras_probabilities
+from export.parity import (artifact_probabilities, check_artifact, compare,
+                           keras_probabilities)
 from export.pipeline import export_model
 from export.threshold import OperatingRule, choose
 from tests.fixtures_export import synthetic_arrays, tiny_operating_rule
@@ -93,15 +94,17 @@ def test_parity_with_keras(tiny_export, keras_model, test_set, name):
         assert agree >= 0.95 and np.abs(p_art - p_keras).max() < 0.25
     else:
         assert agree == 1.0 and np.abs(p_art - p_keras).max() <= fmt.tolerance.max_prob_diff
-    # the report's agreement: each at its own threshold (the file's, the Keras model's)
+    # the report's agreements: both at the Keras threshold (checked), and the file at its own
     m = Manifest.load(tiny_export / "manifest.json")
-    agree = np.mean((apply_temperature(p_art, m.temperature) >= clf.manifest.threshold)
-                    == (apply_temperature(p_keras, m.temperature) >= m.threshold))
+    cal_art, cal_keras = (apply_temperature(p, m.temperature) for p in (p_art, p_keras))
+    agree = np.mean((cal_art >= m.threshold) == (cal_keras >= m.threshold))
+    decisions = np.mean((cal_art >= clf.manifest.threshold) == (cal_keras >= m.threshold))
     report = json.loads((tiny_export / "export_report.json").read_text())
     row = next(r for r in report["rows"] if r["format"] == name)
     assert row["parity"]["n"] == len(x) and row["parity"]["ok"]
     assert row["parity"]["threshold"] == clf.manifest.threshold
     assert row["parity"]["agreement"] == pytest.approx(agree)
+    assert row["parity"]["decision_agreement"] == pytest.approx(decisions)
     assert row["parity"]["max_abs_diff"] == pytest.approx(np.abs(p_art - p_keras).max(), abs=1e-6)
 
 
@@ -255,3 +258,19 @@ def test_loads_on_tflite_runtime_2_14(tiny_export, name):
     r = subprocess.run([LEGACY_PYTHON, "-c", _LOAD, str(tiny_export / FORMATS[name].filename)],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-500:]
+
+
+def test_own_threshold_alone_is_not_a_parity_failure(tiny_export):
+    """Identical outputs at a moved threshold: the format changed nothing (agreement 1, ok),
+    but the file's decisions differ from the Keras model's, and the report says by how much."""
+    m = Manifest.load(tiny_export / "manifest.json")
+    p = np.linspace(0.01, 0.99, 200)
+    cal = apply_temperature(p, m.temperature)
+    labels = (np.arange(200) % 2).astype(np.int32)
+    below = float(np.mean(cal < m.threshold))  # move the threshold past 20% of the outputs
+    moved = float(np.quantile(cal, below + 0.2 if below < 0.7 else below - 0.2))
+    r = compare("tflite_int8", p, p.copy(), labels, m, FORMATS["tflite_int8"].tolerance,
+                threshold=moved)
+    assert r.ok and r.agreement == 1.0 and r.max_abs_diff == 0.0
+    expected = np.mean((cal >= moved) == (cal >= m.threshold))
+    assert r.decision_agreement == pytest.approx(expected) and r.decision_agreement < 0.99
