@@ -17,6 +17,7 @@ Example:
 from __future__ import annotations
 
 import copy
+import os
 import shutil
 import tempfile
 import time
@@ -40,6 +41,7 @@ from export.threshold import ArtifactThreshold, OperatingRule, artifact_threshol
 from export.validate import (MIN_CALIBRATION, check_calibration, ensure_writable,
                              image_input_size, load_keras_model, one_line)
 
+STAGING_PREFIX = ".export-staging-"  # + pid: a folder whose process is gone is removed
 _VERSIONED = ("tensorflow", "tensorflow-cpu", "keras", "numpy", "tf2onnx", "onnx",
               "onnxruntime", "ai-edge-litert", "opencv-python-headless")
 
@@ -121,7 +123,8 @@ def export_model(model_or_path, out_dir: str | Path, formats: str | Iterable[str
         _check_keras_threshold(model, manifest, operating, log)
     for stale in (MANIFEST_NAME, REPORT_JSON, REPORT_MD):  # no sidecar may describe a mix
         (out_dir / stale).unlink(missing_ok=True)          # of old and new files mid-export
-    staging = Path(tempfile.mkdtemp(prefix=".export-staging-", dir=out_dir))
+    _remove_orphaned_staging(out_dir, log)
+    staging = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{os.getpid()}-", dir=out_dir))
     try:
         ctx = ExportContext(model, calibration, staging / "work", opset)
         ctx.workdir.mkdir()
@@ -159,6 +162,25 @@ def _check_keras_threshold(model, manifest: Manifest, rule: OperatingRule,
         log(f"warning: on these {len(rule.labels)} validation images the Keras model's threshold "
             f"would be {k.threshold:.4f}, not the run's {manifest.threshold:.4f}: the images or "
             "the rule differ from train/evaluate.py's; re-run it, or pass --keras-threshold")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # exists, another user's: leave its folder alone
+    return True
+
+
+def _remove_orphaned_staging(out_dir: Path, log) -> None:
+    """Delete staging folders left by an export that was killed (its process is gone)."""
+    for d in out_dir.glob(f"{STAGING_PREFIX}*"):
+        pid = d.name[len(STAGING_PREFIX):].split("-", 1)[0]
+        if d.is_dir() and (not pid.isdigit() or not _pid_alive(int(pid))):
+            shutil.rmtree(d, ignore_errors=True)
+            log(f"removed {d.name}/ (left by an interrupted export)")
 
 
 def _export_one(ctx: ExportContext, fmt: Format, staging: Path, manifest: Manifest,

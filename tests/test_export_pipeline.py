@@ -244,6 +244,29 @@ def test_interrupted_export_leaves_no_valid_looking_file(monkeypatch, tiny_model
     assert sha256_file(out / "model_fp32.tflite") == sha256_file(old)  # earlier file untouched
 
 
+def test_staging_left_by_a_killed_export_is_removed(tiny_model_path, tmp_path):
+    """A hard kill (no finally) leaves a hidden staging folder; the next export removes it,
+    but never one whose process is still running."""
+    out = tmp_path / "export"
+    dead = _dead_pid()
+    orphan, live = out / f".export-staging-{dead}-abc", out / f".export-staging-{os.getpid()}-x"
+    for d in (orphan, live):
+        (d / "work").mkdir(parents=True)
+        (d / "model_int8.tflite").write_bytes(b"half")
+    logs = []
+    export_model(tiny_model_path, out, "tflite_fp32", log=logs.append)
+    assert not orphan.exists() and live.is_dir()
+    assert any(orphan.name in m and "interrupted" in m for m in logs)
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".") and p != live]
+
+
+def _dead_pid() -> int:
+    """The pid of a process that has exited."""
+    p = subprocess.Popen(["true"])
+    p.wait()
+    return p.pid
+
+
 LEGACY_PYTHON = os.environ.get("TFLITE_RUNTIME_PYTHON", "")
 _LOAD = ("import sys, numpy as np\nfrom tflite_runtime.interpreter import Interpreter\n"
          "it = Interpreter(model_path=sys.argv[1]); it.allocate_tensors()\n"
