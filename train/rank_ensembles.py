@@ -102,14 +102,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     mixes = rank(y, probs, params, args.band)
+    if args.json:  # first: a reader that stops early (| head) must not lose it
+        atomic_write_text(args.json, json.dumps([asdict(m) for m in mixes], indent=2))
     print(f"{len(mixes)} mixes of {len(probs)} runs on {len(y)} validation images "
           f"({int(y.sum())} malignant); * = within {args.band} of the best validation AUC")
     print("| | val AUC | val specificity | parameters | runs |\n|---|---|---|---|---|")
     for m in mixes:
         print(f"| {'*' if m.in_band else ''} | {m.val_auc:.4f} | {m.val_specificity:.3f} | "
               f"{m.params:,} | {' + '.join(m.runs)} |")
-    if args.json:
-        atomic_write_text(args.json, json.dumps([asdict(m) for m in mixes], indent=2))
     print("Validation only; choose the cheapest marked mix, then build it with train/ensemble.py.")
     return 0
 
