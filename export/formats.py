@@ -32,8 +32,9 @@ class Tolerance:
     """Limits an artifact must meet against the Keras model on the same images.
 
     ``max_prob_diff``: largest |p_artifact - p_keras| on the raw sigmoid output (``None``:
-    report only). ``min_agreement``: fraction of images with the same predicted label,
-    both at the Keras model's threshold (so a file's own threshold does not count as a change). ``max_accuracy_drop``: Keras accuracy minus artifact accuracy.
+    report only). ``min_agreement``: fraction of images with the same predicted label, both
+    at the Keras model's threshold (a file's own threshold is not a change of the format).
+    ``max_accuracy_drop``: Keras accuracy minus artifact accuracy.
     """
 
     max_prob_diff: float | None = None
