@@ -135,3 +135,18 @@ def test_cosine_schedule_with_ema_checkpoints_the_weights_it_validated(synthetic
     loss = float(np.mean(-(y * np.log(p) + (1 - y) * np.log(1 - p))))
     best = max(rows, key=lambda r: float(r["val_auc"]))
     assert loss == pytest.approx(float(best["val_loss"]), abs=2e-3)
+
+
+def test_help_does_not_import_tensorflow():
+    """--help (and argument errors) answer at once: TensorFlow loads only to train."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    code = ("import sys; from train import train as t\n"
+            "try:\n    t.main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "print('heavy:', sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True,
+                         timeout=120)
+    assert "--schedule" in out.stdout and "heavy: []" in out.stdout, out.stderr[-500:]
