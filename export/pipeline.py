@@ -169,8 +169,8 @@ def _pid_alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except (PermissionError, OSError):
-        return True  # exists, another user's: leave its folder alone
+    except OSError:  # e.g. another user's process: leave its folder alone
+        return True
     return True
 
 
