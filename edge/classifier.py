@@ -71,9 +71,10 @@ class Classifier:
                 "with this model"
             )
         out = self.runtime.output.shape
-        if int(np.prod([d for d in out if d > 0])) != 1:
-            raise ManifestError(f"{self.model_path}: model output shape {tuple(out)} is not one "
-                                "probability; export the model with python export/convert.py")
+        if int(np.prod([d for d in out if d > 0])) != m.output_size:
+            raise ManifestError(f"{self.model_path}: model output shape {tuple(out)} does not "
+                                f"match its manifest ({m.output_size} values); export the model "
+                                "with python export/convert.py")
 
     @property
     def backend(self) -> str:
@@ -82,7 +83,7 @@ class Classifier:
     def prepare(self, rgb: np.ndarray) -> np.ndarray:
         """RGB uint8 image -> the exact input tensor this artifact expects."""
         m, spec = self.manifest, self.runtime.input
-        img = fit_to_input(rgb, m.input_height, m.input_width)
+        img = fit_to_input(rgb, m.input_height, m.input_width, m.color_constancy)
         return to_model_input(img, spec.dtype, spec.scale, spec.zero_point)
 
     def raw_probability(self, x: np.ndarray) -> float:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-SCHEMA_VERSION = 2  # 2: per-artifact operating thresholds (ArtifactInfo.threshold)
+SCHEMA_VERSION = 3  # 2: per-artifact thresholds; 3: lesion types, colour constancy, guard, quality gate
 MANIFEST_NAME = "manifest.json"
 METADATA_KEY = "skinlesion_manifest"  # TFLite metadata name and ONNX metadata_props key
 _MAGIC = b"SKINLESION-MANIFEST\x00"  # prefix of the embedded TFLite buffer: magic, u32 length, JSON
@@ -66,12 +66,53 @@ class ArtifactInfo:
 
 
 @dataclass
+class QualityGate:
+    """Checks that make an input "unusable" before the model sees it (reason in the output).
+
+    Computed on the original size and on the fitted image (centre crop + resize to the model
+    input, BEFORE colour constancy), uint8 RGB; luma ``Y = 0.299 R + 0.587 G + 0.114 B`` in
+    float32. In this order, the first failing check is the reason:
+    ``too_small``: min(original height, width) < ``min_side``;
+    ``too_dark`` / ``too_bright``: mean(Y) < ``min_brightness`` / > ``max_brightness``;
+    ``flat``: share of pixels with |Y - median(Y)| <= ``flat_tolerance`` > ``max_flat_fraction``;
+    ``blurred``: variance of the 4-neighbour Laplacian of Y (interior pixels, no padding)
+    < ``min_sharpness``. ``enabled=False`` (or ``--no-guard``) skips every check.
+    """
+
+    enabled: bool = True
+    min_side: int = 32
+    min_brightness: float = 20.0
+    max_brightness: float = 240.0
+    flat_tolerance: float = 6.0
+    max_flat_fraction: float = 0.9
+    min_sharpness: float = 0.0
+    fitted_on: str = ""
+
+
+@dataclass
+class Guard:
+    """The out-of-distribution guard: output ``index`` of the model holds an in-distribution
+    score in [0, 1]; below ``threshold`` the input is ``not_a_lesion`` (no benign/malignant)."""
+
+    method: str = ""
+    index: int = -1
+    threshold: float = 0.5
+    rule: str = ""
+    fitted_on: str = ""
+    stats: dict[str, Any] = field(default_factory=dict)  # pass/reject rates measured at export
+
+
+@dataclass
 class Manifest:
     """Everything a runtime needs to use an exported model correctly.
 
     The model takes raw RGB pixels in ``pixel_range`` (it scales them itself) shaped
-    ``(1, input_height, input_width, 3)`` and outputs one sigmoid probability of
-    ``labels[positive_index]``. ``threshold`` applies to the *calibrated* probability
+    ``(1, input_height, input_width, 3)``, after ``resize`` and ``color_constancy``
+    (``edge.preprocess.fit_to_input``). Its ONE output tensor is a vector:
+    index 0 is the probability of ``labels[positive_index]`` (schema <= 2: the only value);
+    indices ``1 .. len(classes)`` are the lesion-type probabilities in the order of
+    ``classes`` (when the model knows types); ``guard.index`` (when a guard is fitted) is
+    the in-distribution score. ``threshold`` applies to the *calibrated* probability
     ``sigmoid(logit(p) / temperature)``.
     """
 
@@ -81,7 +122,14 @@ class Manifest:
     color_order: str = "RGB"
     pixel_range: tuple[float, float] = (0.0, 255.0)
     resize: str = "center-crop-square,area"  # see edge.preprocess.fit_to_input
+    color_constancy: str = "none"  # "none" | "shades_of_gray" (edge.preprocess)
     labels: tuple[str, ...] = ("benign", "malignant")
+    # lesion types (HAM10000 dx codes) at output indices 1..len(classes); () when none
+    classes: tuple[str, ...] = ()
+    class_names: dict[str, str] = field(default_factory=dict)  # code -> readable name
+    malignant_classes: tuple[str, ...] = ()
+    guard: Guard | None = None
+    quality: QualityGate = field(default_factory=lambda: QualityGate(enabled=False))
     positive_index: int = 1
     output: str = "sigmoid"
     threshold: float = 0.5
@@ -103,6 +151,22 @@ class Manifest:
     @property
     def positive_label(self) -> str:
         return self.labels[self.positive_index]
+
+    @property
+    def output_size(self) -> int:
+        """Length of the model's output vector this manifest describes.
+
+            >>> Manifest().output_size, Manifest(classes=("mel", "nv")).output_size
+            (1, 3)
+            >>> Manifest(classes=("mel", "nv"), guard=Guard(index=3)).output_size
+            4
+        """
+        n = 1 + len(self.classes)
+        return max(n, self.guard.index + 1) if self.guard else n
+
+    def class_probabilities(self, vector) -> dict[str, float]:
+        """Lesion-type probabilities from one output vector (``{}`` without types)."""
+        return {c: float(vector[1 + i]) for i, c in enumerate(self.classes)}
 
     def calibrate(self, probability: float) -> float:
         """Temperature-scaled probability (identity when ``temperature == 1``)."""
@@ -138,9 +202,13 @@ class Manifest:
             a["input"] = QuantParams(**a.get("input", {}))
             a["output"] = QuantParams(**a.get("output", {}))
             arts[name] = ArtifactInfo(**a)
-        for key in ("labels", "pixel_range"):
+        for key in ("labels", "pixel_range", "classes", "malignant_classes"):
             if key in kw:
                 kw[key] = tuple(kw[key])
+        if kw.get("guard") is not None:
+            kw["guard"] = Guard(**_known(Guard, kw["guard"]))
+        if "quality" in kw:
+            kw["quality"] = QualityGate(**_known(QualityGate, kw["quality"] or {}))
         return cls(artifacts=arts, **kw)
 
     @classmethod
@@ -192,6 +260,11 @@ class Manifest:
 
 
 _ARTIFACT_FIELDS = {f.name for f in dataclasses.fields(ArtifactInfo)}
+
+
+def _known(cls, d: dict[str, Any]) -> dict[str, Any]:
+    names = {f.name for f in dataclasses.fields(cls)}
+    return {k: v for k, v in d.items() if k in names}
 
 
 def encode_embedded(manifest: Manifest) -> bytes:

@@ -5,8 +5,10 @@ Training (``train/data.py``), the file runner and the camera loop all call
 
 Steps: centre-crop to a square (a no-op for the square training images), resize to the
 model's input size with ``cv2.INTER_AREA`` when shrinking or ``INTER_LINEAR`` when
-enlarging, keep RGB uint8 pixels 0..255 (the model scales them itself), then cast to
-float32 or quantize with the artifact's own input scale and zero point.
+enlarging, optionally apply colour constancy (``Manifest.color_constancy``, see
+``shades_of_gray``) to the resized image, keep RGB uint8 pixels 0..255 (the model scales
+them itself), then cast to float32 or quantize with the artifact's own input scale and
+zero point.
 
 A TensorFlow re-implementation (``tf.io.decode_jpeg(dct_method="INTEGER_ACCURATE")`` +
 ``tf.image.resize(method="area")``) lands within 1 grey level of this; TF's default (fast
@@ -18,6 +20,9 @@ Example:
     (96, 96, 3)
     >>> to_model_input(np.full((2, 2, 3), 255, np.uint8), "int8", 1.0, -128)[0, 0, 0]
     array([127, 127, 127], dtype=int8)
+    >>> img = np.zeros((2, 2, 3), np.uint8); img[..., 0], img[..., 2] = 200, 100
+    >>> shades_of_gray(img)[0, 0]          # a red cast pulled towards grey
+    array([100,   0, 100], dtype=uint8)
 """
 from __future__ import annotations
 
@@ -34,16 +39,46 @@ def center_square(rgb: np.ndarray) -> np.ndarray:
     return rgb[top : top + s, left : left + s]
 
 
-def fit_to_input(rgb: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Centre-crop to square and resize to ``(height, width, 3)`` uint8 RGB."""
+COLOR_CONSTANCY = ("none", "shades_of_gray")
+SHADES_OF_GRAY_P = 6.0
+
+
+def fit_to_input(rgb: np.ndarray, height: int, width: int,
+                 color_constancy: str = "none") -> np.ndarray:
+    """Centre-crop to square, resize to ``(height, width, 3)`` uint8 RGB, then colour constancy."""
     if rgb.ndim != 3 or rgb.shape[2] != 3:
         raise ValueError(f"expected an (H, W, 3) RGB image, got shape {rgb.shape}")
     sq = center_square(rgb) if height == width else rgb
     if sq.shape[0] == height and sq.shape[1] == width:
-        return np.ascontiguousarray(sq, dtype=np.uint8)
-    shrink = sq.shape[0] > height or sq.shape[1] > width
-    interp = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
-    return cv2.resize(sq, (width, height), interpolation=interp)
+        out = np.ascontiguousarray(sq, dtype=np.uint8)
+    else:
+        shrink = sq.shape[0] > height or sq.shape[1] > width
+        interp = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
+        out = cv2.resize(sq, (width, height), interpolation=interp)
+    return apply_color_constancy(out, color_constancy)
+
+
+def apply_color_constancy(img: np.ndarray, method: str = "none") -> np.ndarray:
+    """``img`` unchanged for ``"none"``, else ``shades_of_gray(img)``; unknown names raise."""
+    if method in ("", "none"):
+        return img
+    if method == "shades_of_gray":
+        return shades_of_gray(img)
+    raise ValueError(f"unknown colour constancy {method!r}; use one of {COLOR_CONSTANCY}")
+
+
+def shades_of_gray(img: np.ndarray, p: float = SHADES_OF_GRAY_P) -> np.ndarray:
+    """Shades of Gray colour constancy (Finlayson & Trezzi 2004) on uint8 RGB.
+
+    The exact definition (the browser app re-implements it; keep both in step):
+    ``e_c = mean(x_c ** p) ** (1/p)`` per channel over all pixels in float32 (``x`` in
+    0..255), ``gain_c = mean(e) / e_c`` (a channel with ``e_c == 0`` keeps gain 1), output
+    ``clip(rint(x_c * gain_c), 0, 255)`` as uint8.
+    """
+    x = img.astype(np.float32)
+    e = np.power(np.mean(np.power(x.reshape(-1, 3) / 255.0, p), axis=0), 1.0 / p) * 255.0
+    gain = np.where(e > 0, float(e.mean()) / np.maximum(e, 1e-12), 1.0).astype(np.float32)
+    return np.clip(np.rint(x * gain), 0, 255).astype(np.uint8)
 
 
 def to_model_input(img: np.ndarray, dtype: str, scale: float = 0.0,
