@@ -1,0 +1,97 @@
+"""Several data sources in one run: registry, lesion-disjoint split, twins, views, type head."""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from train.data import list_samples, split_train_val
+from train.sources import DX_CLASSES, Item, gather, load_source, split_items
+from train.typed_head import MALIGNANT_MASK, balanced_weights, type_masks
+from train.views import view
+
+
+def _jpg(path: Path, seed: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img = np.random.default_rng(seed).integers(0, 255, (40, 40, 3), np.uint8)
+    cv2.imwrite(str(path), img)
+
+
+@pytest.fixture
+def two_sources(tmp_path):
+    """A Kaggle-layout source and a MANIFEST.csv source whose twins name Kaggle files."""
+    prim = tmp_path / "skin-lesions"
+    for split, n in (("train", 48), ("test", 8)):
+        for c in ("benign", "malignant"):
+            for i in range(n):
+                _jpg(prim / split / c / f"{i + (1000 if c == 'malignant' else 0)}.jpg", i)
+    extra = tmp_path / "extra"
+    rows = []
+    for i in range(60):
+        dx = ("nv", "bkl", "bcc", "mel")[i % 4]
+        label = "malignant" if dx in ("bcc", "mel") else "benign"
+        path = f"{label}/ISIC_{i:07d}.jpg"
+        _jpg(extra / path, 100 + i)
+        twin = f"skin-lesions/train/benign/{i}.jpg" if dx == "nv" and i < 20 else ""
+        rows.append({"path": path, "label": label, "dx": dx, "lesion_id": f"HAM_{i // 2}",
+                     "dataset": ("a", "b")[i % 2], "twin": twin})
+    (extra / "bad").mkdir()
+    with open(extra / "MANIFEST.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    return prim, extra
+
+
+def test_registry_reads_both_kinds(two_sources):
+    prim, extra = two_sources
+    a, b = load_source(prim), load_source(extra)
+    assert len(a) == 96 and all(i.dx == "" for i in a)
+    assert len(b) == 60 and {i.dx for i in b} == {"nv", "bkl", "bcc", "mel"}
+    assert load_source(extra, "test") == [] and len(load_source(prim, "test")) == 16
+
+
+def test_split_is_lesion_disjoint_stratified_and_keeps_twins_with_their_file(two_sources):
+    prim, extra = two_sources
+    g = gather([str(prim), str(extra)], 0.25, seed=3)
+    tr, va = g["train"], g["val"]
+    assert not {i.lesion for i in tr} & {i.lesion for i in va}
+    for dx in ("nv", "bkl", "bcc", "mel"):  # every (source, label, dx) stratum is in both
+        assert any(i.dx == dx for i in va) and any(i.dx == dx for i in tr)
+    val_paths = {p.path.as_posix().split("skin-lesions/")[-1] for p in va if p.source == "skin-lesions"}
+    twins = [i for i in tr + va if i.twin]
+    assert twins
+    for t in twins:
+        assert (t in va) == (t.twin.split("skin-lesions/")[-1] in val_paths), t
+    # the primary source keeps the split earlier single-source runs used
+    _, old_val = split_train_val(list_samples(prim, "train"), 0.25, 3)
+    assert {s.path for s in old_val} == {i.path for i in va if i.source == "skin-lesions"}
+    assert len(g["test"]) == 16
+
+
+def test_bad_manifest_label_names_the_file_and_fix(tmp_path):
+    (tmp_path / "MANIFEST.csv").write_text("path,label\nx.jpg,maybe\n")
+    with pytest.raises(ValueError, match="x.jpg"):
+        load_source(tmp_path)
+
+
+def test_type_masks_partial_labels_and_balanced_weights():
+    items = [Item(Path("a"), 1, "bcc", "s1"), Item(Path("b"), 0, "", "s2"),
+             Item(Path("c"), 1, "", "s2"), Item(Path("d"), 1, "", "s2")]
+    m = type_masks(items)
+    assert m[0].tolist() == [float(c == "bcc") for c in DX_CLASSES]
+    assert np.array_equal(m[1], 1 - MALIGNANT_MASK) and np.array_equal(m[2], MALIGNANT_MASK)
+    w = balanced_weights(items)
+    assert w[0] == pytest.approx(w[1]) and w[2] == pytest.approx(w[1] / 2)
+    assert w.mean() == pytest.approx(1.0)
+
+
+def test_views_are_deterministic_and_vary():
+    img = np.random.default_rng(0).integers(0, 255, (90, 120, 3), np.uint8)
+    a, b = view(img, 2, 0, "x"), view(img, 2, 0, "x")
+    assert np.array_equal(a, b) and a.dtype == np.uint8 and a.ndim == 3
+    assert not np.array_equal(view(img, 3, 0, "x"), a)
+    assert view(img, 0) is img

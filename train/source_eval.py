@@ -1,0 +1,60 @@
+"""Where a model fails: metrics per source and per lesion type, at the operating threshold.
+
+For each source: n, ROC AUC of P(malignant), sensitivity and specificity at the threshold.
+For each ``dx``: n and the share called malignant (for a malignant type that is its
+sensitivity, for a benign type its false-positive rate), plus type accuracy where known.
+
+Example:
+    >>> rows = per_type(np.array([1, 0, 0]), np.array([.9, .8, .1]), ["bcc", "bkl", "bkl"], 0.5)
+    >>> rows["bkl"]["called_malignant"], rows["bcc"]["called_malignant"]
+    (0.5, 1.0)
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from train import metrics as M
+
+
+def per_source(y: np.ndarray, p: np.ndarray, sources: list[str], threshold: float) -> dict:
+    src, out = np.asarray(sources), {}
+    for s in sorted(set(sources)):
+        k = src == s
+        yk, pk = y[k], p[k]
+        row = {"n": int(k.sum()), "n_malignant": int(yk.sum())}
+        if len(set(yk.tolist())) == 2:
+            row["roc_auc"] = float(M.roc_auc(yk, pk))
+        pred = pk >= threshold
+        if yk.sum():
+            row["sensitivity"] = float(pred[yk == 1].mean())
+        if (yk == 0).sum():
+            row["specificity"] = float((~pred[yk == 0]).mean())
+        out[s] = row
+    return out
+
+
+def per_type(y: np.ndarray, p: np.ndarray, dx: list[str], threshold: float,
+             type_pred: list[str] | None = None) -> dict:
+    d, out = np.asarray(dx), {}
+    for t in sorted(set(dx) - {""}):
+        k = d == t
+        row = {"n": int(k.sum()), "malignant": bool(y[k].max()) if k.any() else False,
+               "called_malignant": float((p[k] >= threshold).mean())}
+        if type_pred is not None:
+            row["type_accuracy"] = float(np.mean(np.asarray(type_pred)[k] == t))
+        out[t] = row
+    return out
+
+
+def mel_vs_nv_auc(y: np.ndarray, p: np.ndarray, dx: list[str]) -> float | None:
+    d = np.asarray(dx)
+    k = (d == "mel") | (d == "nv")
+    return float(M.roc_auc(y[k], p[k])) if len(set(y[k].tolist())) == 2 else None
+
+
+def table(rows: dict, cols: tuple[str, ...]) -> str:
+    """Markdown table of ``rows`` (name -> dict) with ``cols``."""
+    head = "| | " + " | ".join(cols) + " |\n|---|" + "---|" * len(cols) + "\n"
+    fmt = (lambda v: f"{v:.4f}" if isinstance(v, float) else str(v))
+    return head + "".join(f"| {name} | " + " | ".join(fmt(r.get(c, "")) for c in cols) + " |\n"
+                          for name, r in rows.items())

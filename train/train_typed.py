@@ -1,0 +1,101 @@
+"""Train the lesion-type model on several sources from cached backbone activations.
+
+Research and education tool, not a medical device. Sources: the Kaggle skin-lesions set
+(benign/malignant only) and HAM10000-extra (seven lesion types), joined with a
+lesion-disjoint validation split (train/sources.py). MobileNetV2-1.0 is cut at
+``--cut``; its bottom runs once per image and augmented view (train/featcache.py), the
+head and then the top blocks train on that cache (train/cached_train.py).
+
+Examples:
+    python train/train_typed.py --out runs/typed                     # both default sources
+    python train/train_typed.py --views 6 --top-epochs 8 --color-constancy shades_of_gray --out runs/typed-sog
+    python train/train_typed.py --loso --top-epochs 0 --out runs/typed-loso   # leave-one-group-out check
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+
+import argparse
+import json
+import os
+import time
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python train/train_typed.py",
+                                description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--data", nargs="*", default=None,
+                   help="source folders, the first is primary (its test/ is the headline test); "
+                        "default: skin-lesions and ham10000-extra beside it")
+    p.add_argument("--out", required=True, help="run folder to write")
+    p.add_argument("--views", type=int, default=6, help="cached views per training image")
+    p.add_argument("--color-constancy", default="none", choices=("none", "shades_of_gray"))
+    p.add_argument("--cut", default="block_12_add", help="MobileNetV2 layer where the cache is cut")
+    p.add_argument("--head-epochs", type=int, default=40)
+    p.add_argument("--top-epochs", type=int, default=8)
+    p.add_argument("--top-lr", type=float, default=1e-4)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--val-fraction", type=float, default=0.15)
+    p.add_argument("--loso", action="store_true",
+                   help="also train without each HAM10000 acquisition group and test on it")
+    return p
+
+
+def _val_tuple(items):
+    return np.array([i.label for i in items]), [i.source for i in items]
+
+
+def run(args) -> dict:
+    from train.cached_train import pooled, train_head, train_top
+    from train.featcache import BackboneSpec, activations, build_backbone
+    from train.sources import gather
+    from train.typed_head import balanced_weights, type_masks
+
+    t0 = time.time()
+    g = gather(args.data, args.val_fraction, args.seed)
+    spec = BackboneSpec(cut=args.cut, color_constancy=args.color_constancy)
+    a_train, bad = activations(g["train"], args.views, spec, args.seed)
+    a_val, bad_v = activations(g["val"], 1, spec, args.seed)
+    a_test, bad_t = activations(g["test"], 1, spec, args.seed)
+    t_cache = time.time() - t0
+    base, _, top = build_backbone(spec)
+    f_train, f_val = pooled(top, a_train), pooled(top, a_val)[:, 0]
+    masks, weights = type_masks(g["train"]), balanced_weights(g["train"])
+    head, res = train_head(f_train, masks, weights, f_val, _val_tuple(g["val"]),
+                           args.head_epochs, seed=args.seed)
+    print(f"head: best val mean AUC {res.best_score:.4f} (epoch {res.best_epoch})", flush=True)
+    if args.top_epochs:
+        train_top(top, head, a_train, masks, weights, a_val, _val_tuple(g["val"]),
+                  args.top_epochs, args.top_lr, args.seed, result=res)
+    from train.typed_run import save_run
+
+    summary = save_run(Path(args.out), args, g, base, head, res, spec,
+                       {"cache_s": t_cache, "total_s": time.time() - t0,
+                        "bad_files": bad + bad_v + bad_t})
+    if args.loso:
+        from train.typed_run import loso
+
+        summary["loso"] = loso(g, f_train, f_val, pooled(top, a_test)[:, 0], args)
+        Path(args.out, "loso.json").write_text(json.dumps(summary["loso"], indent=2))
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    summary = run(args)
+    print(json.dumps({k: v for k, v in summary.items() if k != "loso"}, indent=2)[:3000])
+    print(f"next: python train/evaluate_typed.py --run {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

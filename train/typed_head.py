@@ -1,0 +1,84 @@
+"""A lesion-type head with a benign/malignant output, trained on cached activations.
+
+The head is a softmax over HAM10000's seven lesion types (``train.sources.DX_CLASSES``).
+``P(malignant)`` is the sum of the malignant types' probabilities, so both outputs always
+agree. A source that knows the type (``dx``) trains the softmax directly; a source that only
+says benign or malignant (the Kaggle set) trains it with a *partial-label* loss: the
+negative log of the probability mass on the types its label allows. One loss, one head.
+
+The exported model's output is one vector ``[P(malignant), P(type_1) .. P(type_7)]``
+(``edge/manifest.py`` schema 3); the layer named ``features`` is the pooled penultimate
+representation (the guard reads it).
+
+Example:
+    >>> m = type_masks([Item(Path("a"), 1, "bcc"), Item(Path("b"), 0, "")])
+    >>> m.astype(int).tolist()
+    [[0, 1, 0, 0, 0, 0, 0], [0, 0, 1, 1, 0, 1, 1]]
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from train.sources import DX_CLASSES, MALIGNANT_DX, Item
+
+MALIGNANT_MASK = np.array([c in MALIGNANT_DX for c in DX_CLASSES], np.float32)
+
+
+def type_masks(items: list[Item]) -> np.ndarray:
+    """``[N, 7]`` 0/1 masks of the types each item's label allows (one-hot when ``dx`` known)."""
+    out = np.zeros((len(items), len(DX_CLASSES)), np.float32)
+    for i, it in enumerate(items):
+        if it.dx in DX_CLASSES:
+            out[i, DX_CLASSES.index(it.dx)] = 1
+        else:
+            out[i] = MALIGNANT_MASK if it.label == 1 else 1 - MALIGNANT_MASK
+    return out
+
+
+def balanced_weights(items: list[Item]) -> np.ndarray:
+    """Per-sample weights giving every (source, label) group the same total, mean 1."""
+    keys = [(it.source, it.label) for it in items]
+    counts = {k: keys.count(k) for k in set(keys)}
+    w = np.array([1.0 / counts[k] for k in keys], np.float32)
+    return w * len(w) / w.sum()
+
+
+def partial_label_loss(mask, probs):
+    """``-log(sum(probs * mask))`` per sample (Keras loss: ``y_true`` is the mask)."""
+    from keras import ops
+
+    return -ops.log(ops.clip(ops.sum(probs * mask, axis=-1), 1e-7, 1.0))
+
+
+def output_layer():
+    """Fixed Dense: type probabilities -> ``[P(malignant), probabilities]`` (not trained)."""
+    import keras
+
+    kernel = np.concatenate([MALIGNANT_MASK[:, None], np.eye(len(DX_CLASSES), dtype=np.float32)], 1)
+    layer = keras.layers.Dense(1 + len(DX_CLASSES), use_bias=False, trainable=False,
+                               name="outputs")
+    layer.build((None, len(DX_CLASSES)))
+    layer.set_weights([kernel])
+    return layer
+
+
+def head_layers(dropout: float = 0.3, l2: float = 1e-4):
+    """``(dropout, dense logits -> softmax)`` applied to pooled features."""
+    import keras
+
+    return (keras.layers.Dropout(dropout, name="head_dropout"),
+            keras.layers.Dense(len(DX_CLASSES), activation="softmax", name="types",
+                               kernel_regularizer=keras.regularizers.L2(l2)))
+
+
+def full_model(base, head, image_size: int, name: str = "typed_mobilenetv2"):
+    """Raw RGB 0..255 -> ``[P(malignant), P(types)]``: scaling, backbone, head, fixed output."""
+    import keras
+
+    inp = keras.Input((image_size, image_size, 3), name="image")
+    x = keras.layers.Rescaling(1 / 127.5, offset=-1.0, name="scale")(inp)
+    f = keras.layers.Identity(name="features")(base(x))
+    probs = head[1](head[0](f))
+    return keras.Model(inp, output_layer()(probs), name=name)

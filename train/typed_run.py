@@ -1,0 +1,152 @@
+"""Run folder of a lesion-type model: the Keras model, config, history and evaluation.
+
+``save_run`` assembles the exportable model (raw pixels -> ``[P(malignant), P(types)]``),
+predicts validation and test images with it (through the same ``fit_to_input`` path the
+runner uses), fits temperature and the operating threshold on validation (all sources), and
+writes ``model.keras``, ``config.json``, ``history.csv``, ``metrics.json``,
+``predictions.npz`` and ``report.md``. ``loso`` is the leave-one-acquisition-group-out check.
+
+Example:
+    >>> sorted(threshold_fields(np.array([0, 1, 1, 0]), np.array([.2, .9, .7, .1])))[:3]
+    ['target_sensitivity', 'temperature', 'threshold']
+"""
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from train import metrics as M
+from train.source_eval import mel_vs_nv_auc, per_source, per_type, table
+from train.sources import DX_CLASSES, DX_NAMES, MALIGNANT_DX
+
+TARGET, CONFIDENCE = 0.95, 0.95
+
+
+def threshold_fields(y: np.ndarray, p: np.ndarray) -> dict:
+    """Temperature and the Wilson-bound threshold, fitted on validation outputs ``p``."""
+    t = M.fit_temperature(y, p)
+    thr = M.threshold_for_sensitivity(y, M.apply_temperature(p, t), TARGET, CONFIDENCE)
+    rule = (f"{M.describe_threshold_rule(TARGET, CONFIDENCE)} over every validation source "
+            f"(on temperature-scaled probability, T={t:.3f})")
+    return {"temperature": t, "threshold": thr, "threshold_rule": rule,
+            "target_sensitivity": TARGET, "threshold_confidence": CONFIDENCE}
+
+
+def predict_items(model, items, size: int, cc: str) -> tuple[np.ndarray, list[str]]:
+    """Output vectors for ``items`` through ``fit_to_input`` (unreadable files dropped)."""
+    from train.data import Sample, load_arrays, readable
+
+    samples = [Sample(i.path, i.label) for i in items]
+    x, _, bad = load_arrays(samples, size, verbose=False, color_constancy=cc)
+    keep = {str(s.path) for s in readable(samples, bad)}
+    return model.predict(x.astype("float32"), batch_size=64, verbose=0), \
+        [str(i.path) for i in items if str(i.path) in keep]
+
+
+def _split_report(items, out, thr_fields) -> dict:
+    keep = {str(i.path): i for i in items}
+    its = [keep[f] for f in out[1]]
+    y = np.array([i.label for i in its])
+    p = M.apply_temperature(out[0][:, 0], thr_fields["temperature"])
+    thr = thr_fields["threshold"]
+    types = [DX_CLASSES[k] for k in out[0][:, 1:].argmax(1)]
+    return {"n": len(y), "overall": M.binary_metrics(y, p, thr),
+            "per_source": per_source(y, p, [i.source for i in its], thr),
+            "per_type": per_type(y, p, [i.dx for i in its], thr, types),
+            "mel_vs_nv_auc": mel_vs_nv_auc(y, p, [i.dx for i in its])}
+
+
+def save_run(out: Path, args, g: dict, base, head, res, spec, extra: dict) -> dict:
+    from train.typed_head import full_model
+
+    out.mkdir(parents=True, exist_ok=True)
+    model = full_model(base, head, spec.size)
+    model.save(out / "model.keras")
+    val = predict_items(model, g["val"], spec.size, spec.color_constancy)
+    test = predict_items(model, g["test"], spec.size, spec.color_constancy)
+    y_val = np.array([i.label for i in g["val"] if str(i.path) in set(val[1])])
+    fields = threshold_fields(y_val, val[0][:, 0])
+    rep_val, rep_test = _split_report(g["val"], val, fields), _split_report(g["test"], test, fields)
+    yt = np.array([i.label for i in g["test"] if str(i.path) in set(test[1])])
+    pt = M.apply_temperature(test[0][:, 0], fields["temperature"])
+    test_m = M.binary_metrics(yt, pt, fields["threshold"])
+    test_m["ci95"] = M.bootstrap_ci(yt, pt, fields["threshold"], 1000, args.seed)
+    cfg = {"model": "typed_mobilenetv2", "alpha": spec.alpha, "image_size": spec.size,
+           "val_fraction": args.val_fraction, "seed": args.seed, "split_seed": -1,
+           "exclude_leaked": True, "run_id": out.name, "data": str(args.data or ""),
+           "sources": sorted({i.source for i in g["train"]}), "views": args.views,
+           "color_constancy": spec.color_constancy, "backbone": asdict(spec),
+           "head_epochs": args.head_epochs, "top_epochs": args.top_epochs, "top_lr": args.top_lr,
+           "classes": list(DX_CLASSES), "class_names": DX_NAMES,
+           "malignant_classes": list(MALIGNANT_DX)}
+    (out / "config.json").write_text(json.dumps(cfg, indent=2))
+    metrics = {**fields, "run_id": out.name, "model": cfg["model"], "image_size": spec.size,
+               "n_val": rep_val["n"], "n_test": int(len(yt)), "test": test_m,
+               "val": rep_val["overall"], "val_report": rep_val, "test_report": rep_test,
+               "best_epoch": res.best_epoch, "best_val_mean_auc": res.best_score,
+               "seconds": {**res.seconds, **{k: v for k, v in extra.items() if k != "bad_files"}},
+               "labels": ["benign", "malignant"]}
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    np.savez(out / "predictions.npz", val=val[0], val_files=val[1], test=test[0],
+             test_files=test[1])
+    _write_history(out / "history.csv", res.history)
+    (out / "report.md").write_text(report_md(metrics))
+    return metrics
+
+
+def _write_history(path: Path, rows: list[dict]) -> None:
+    keys = sorted({k for r in rows for k in r})
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, keys)
+        w.writeheader()
+        w.writerows(rows)
+
+
+def report_md(m: dict) -> str:
+    """Per-source and per-type tables of a run (research use only; not a medical device)."""
+    lines = [f"# {m['run_id']}: lesion-type model", "",
+             "Research and education tool, not a medical device.", "",
+             f"Operating threshold {m['threshold']:.4f}: {m['threshold_rule']}.", ""]
+    for split in ("val", "test"):
+        r = m[f"{split}_report"]
+        lines += [f"## {split} (n={r['n']}), melanoma vs nevus AUC: {r['mel_vs_nv_auc']}", "",
+                  table(r["per_source"], ("n", "n_malignant", "roc_auc", "sensitivity",
+                                          "specificity")), ""]
+        if r["per_type"]:
+            lines += [table(r["per_type"], ("n", "malignant", "called_malignant",
+                                            "type_accuracy")), ""]
+    return "\n".join(lines)
+
+
+def loso(g: dict, f_train: np.ndarray, f_val: np.ndarray, f_test: np.ndarray, args) -> dict:
+    """Head-only leave-one-group-out: for each HAM10000 acquisition group, train the head
+    without that group's images (train split), test on the group's held-back images
+    (val split), and compare with the head trained on everything."""
+    from train.cached_train import train_head
+    from train.typed_head import MALIGNANT_MASK, balanced_weights, type_masks
+
+    groups = sorted({i.group for i in g["train"] if i.group})
+    y_val = np.array([i.label for i in g["val"]])
+    src_val = [i.source for i in g["val"]]
+    out = {}
+    full_head, _ = train_head(f_train, type_masks(g["train"]), balanced_weights(g["train"]),
+                              f_val, (y_val, src_val), args.head_epochs, seed=args.seed)
+    for grp in groups:
+        keep = np.array([i.group != grp for i in g["train"]])
+        tr = [i for i, k in zip(g["train"], keep) if k]
+        vmask = np.array([i.group != grp for i in g["val"]])
+        head, _ = train_head(f_train[keep], type_masks(tr), balanced_weights(tr), f_val[vmask],
+                             (y_val[vmask], [s for s, k in zip(src_val, vmask) if k]),
+                             args.head_epochs, seed=args.seed)
+        held = ~vmask
+        row = {"n_held": int(held.sum()), "n_held_malignant": int(y_val[held].sum())}
+        for name, h in (("without", head), ("with", full_head)):
+            p = (h[1](h[0](f_val[held], training=False)).numpy()) @ MALIGNANT_MASK
+            if len(set(y_val[held].tolist())) == 2:
+                row[f"auc_{name}"] = float(M.roc_auc(y_val[held], p))
+        out[grp] = row
+    return out
