@@ -86,11 +86,15 @@ class Classifier:
         img = fit_to_input(rgb, m.input_height, m.input_width, m.color_constancy)
         return to_model_input(img, spec.dtype, spec.scale, spec.zero_point)
 
-    def raw_probability(self, x: np.ndarray) -> float:
-        """Invoke on a prepared tensor; the dequantized P(positive) before calibration."""
+    def raw_outputs(self, x: np.ndarray) -> np.ndarray:
+        """Invoke on a prepared tensor; the dequantized output vector (manifest layout)."""
         out = self.runtime.run(x)
         spec = self.runtime.output
-        return float(dequantize(np.asarray(out), spec.scale, spec.zero_point).reshape(-1)[0])
+        return dequantize(np.asarray(out), spec.scale, spec.zero_point).reshape(-1)
+
+    def raw_probability(self, x: np.ndarray) -> float:
+        """Invoke on a prepared tensor; the dequantized P(positive) before calibration."""
+        return float(self.raw_outputs(x)[0])
 
     def predict_rgb(self, rgb: np.ndarray, source: str = "<array>") -> Prediction:
         t0 = time.perf_counter()

@@ -110,8 +110,10 @@ def _load_images(args, info, size: int, formats, need_test: bool):
             raise ExportError(str(e)) from None
         print(f"warning: {e}; every file gets the Keras model's threshold", file=sys.stderr)
         return None, None, None, None, None
-    cal = load_calibration(data_dir, size, args.calibration_count, args.seed) if needs_cal else None
-    x, y = (load_test(data_dir, size, bool(info.config.get("exclude_leaked", True)))
+    cal = (load_calibration(data_dir, size, args.calibration_count, args.seed, info)
+           if needs_cal else None)
+    x, y = (load_test(data_dir, size, bool(info.config.get("exclude_leaked", True)),
+                      info.color_constancy)
             if need_test else (None, None))
     if need_test and len(x) == 0:
         raise ExportError(f"{data_dir}: no test images found (expected test/benign and "

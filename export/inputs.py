@@ -44,6 +44,15 @@ class RunInfo:
     def run_id(self) -> str:
         return str(self.config.get("run_id") or self.run_dir.name)
 
+    @property
+    def color_constancy(self) -> str:
+        return str(self.config.get("color_constancy") or "none")
+
+    @property
+    def sources(self) -> list[str] | None:
+        """The run's source folders (first = primary) when it trained on several."""
+        return list(self.config["data_sources"]) if self.config.get("data_sources") else None
+
 
 def find_latest_model(roots: tuple[Path, ...] | None = None) -> Path:
     """Newest ``<root>/*/model.keras`` under ``./runs`` (then the repository's ``runs``)."""
@@ -96,6 +105,13 @@ def manifest_from_run(info: RunInfo) -> Manifest:
     m, met = Manifest(), info.metrics
     m.run_id = info.run_id
     m.model_name = str(info.config.get("model", ""))
+    m.color_constancy = info.color_constancy
+    if info.config.get("classes"):
+        m.classes = tuple(info.config["classes"])
+        m.class_names = dict(info.config.get("class_names", {}))
+        m.malignant_classes = tuple(info.config.get("malignant_classes", ()))
+    if info.sources:
+        m.trained_on = trained_on(info.sources)
     if met:
         m.threshold = float(met["threshold"])
         m.temperature = float(met["temperature"])
@@ -119,8 +135,11 @@ def operating_rule(info: RunInfo, data_dir: Path, image_size: int):
     if not info.config or "threshold" not in met:
         return None
     cfg = TrainConfig.load(info.run_dir / "config.json")
-    _, val = split_train_val(list_samples(data_dir, "train"), cfg.val_fraction, cfg.val_seed)
-    x, y, _ = load_arrays(val, image_size, verbose=False)
+    if info.sources:
+        val = _source_samples(info, "val")
+    else:
+        _, val = split_train_val(list_samples(data_dir, "train"), cfg.val_fraction, cfg.val_seed)
+    x, y, _ = load_arrays(val, image_size, verbose=False, color_constancy=info.color_constancy)
     if len(y) == 0 or len(set(y.tolist())) < 2:
         return None
     # metrics.json from before the lower-bound rule has no "threshold_confidence": point rule
@@ -128,20 +147,47 @@ def operating_rule(info: RunInfo, data_dir: Path, image_size: int):
                          float(met.get("threshold_confidence", 0.0)))
 
 
-def load_calibration(data_dir: Path, image_size: int, count: int, seed: int = 0) -> np.ndarray:
-    """Up to ``count`` training images (a seeded random draw) as uint8 ``[N, S, S, 3]``."""
+def _source_samples(info: RunInfo, split: str) -> list:
+    """``train.data.Sample``s of one split over every source of a several-source run."""
+    from train.data import Sample
+    from train.sources import gather
+
+    cfg = info.config
+    g = gather(info.sources, float(cfg.get("val_fraction", 0.15)), int(cfg.get("seed", 0)))
+    return [Sample(i.path, i.label) for i in g[split]]
+
+
+def trained_on(sources: list[str]) -> str:
+    """The manifest's ``trained_on`` line for a several-source run."""
+    names = ", ".join(Path(s).name for s in sources)
+    return (f"dermoscopic images from {names}: ISIC Archive (Kaggle 'Skin Cancer: Malignant vs. "
+            "Benign', melanoma vs. nevus in practice) and HAM10000 (seven lesion types: nevus, "
+            "melanoma, benign keratosis, basal cell carcinoma, actinic keratosis/Bowen's, "
+            "dermatofibroma, vascular); fair skin mostly, no phone photos, no other lesion types")
+
+
+def load_calibration(data_dir: Path, image_size: int, count: int, seed: int = 0,
+                     info: RunInfo | None = None) -> np.ndarray:
+    """Up to ``count`` training images (a seeded random draw) as uint8 ``[N, S, S, 3]``.
+
+    With ``info`` of a several-source run, drawn from every source's training split and
+    prepared with the run's colour constancy.
+    """
     from train.data import list_samples, load_arrays
 
-    samples = list_samples(data_dir, "train")
+    samples = _source_samples(info, "train") if info and info.sources else \
+        list_samples(data_dir, "train")
     random.Random(seed).shuffle(samples)
-    x, _, _ = load_arrays(samples[:count], image_size)
+    cc = info.color_constancy if info else "none"
+    x, _, _ = load_arrays(samples[:count], image_size, color_constancy=cc)
     return x
 
 
-def load_test(data_dir: Path, image_size: int,
-              exclude_leaked: bool = True) -> tuple[np.ndarray, np.ndarray]:
+def load_test(data_dir: Path, image_size: int, exclude_leaked: bool = True,
+              color_constancy: str = "none") -> tuple[np.ndarray, np.ndarray]:
     """The test split (without the known train/test duplicates) as uint8 images and labels."""
     from train.data import list_samples, load_arrays
 
-    x, y, _ = load_arrays(list_samples(data_dir, "test", exclude_leaked), image_size)
+    x, y, _ = load_arrays(list_samples(data_dir, "test", exclude_leaked), image_size,
+                          color_constancy=color_constancy)
     return x, y

@@ -64,10 +64,10 @@ class ParityResult:
 
 
 def keras_probabilities(model, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
-    """Raw sigmoid outputs of the Keras model for uint8 images (fed as float32 0..255)."""
+    """Raw P(malignant) (output index 0) of the Keras model for uint8 images (float32 0..255)."""
     x = images.astype(np.float32)
     out = model.predict(x, batch_size=batch_size, verbose=0)
-    return np.asarray(out, np.float64).reshape(-1)
+    return np.asarray(out, np.float64).reshape(len(x), -1)[:, 0]
 
 
 def artifact_probabilities(path: Path, backend: str, manifest: Manifest,

@@ -53,16 +53,16 @@ def load_keras_model(path: str | Path):
 
 
 def image_input_size(model, name: str = "model") -> tuple[int, int]:
-    """(height, width) of a single-image-input, single-probability-output model."""
+    """(height, width) of a single-image-input model with one output vector."""
     ins = model.inputs if hasattr(model, "inputs") else []
     shape = tuple(model.input_shape) if len(ins) == 1 else None
     if shape is None or len(shape) != 4 or shape[3] != 3 or not shape[1] or not shape[2]:
         raise ExportError(f"{name}: input shape {shape if shape else len(ins)} is not one RGB "
                           "image (expected (None, H, W, 3)); export a model from train/train.py")
     out = tuple(model.output_shape) if len(model.outputs) == 1 else None
-    if out is None or int(np.prod([d for d in out[1:]])) != 1:
-        raise ExportError(f"{name}: output shape {out} is not one sigmoid probability "
-                          "(expected (None, 1))")
+    if out is None or len(out) != 2 or not out[1]:
+        raise ExportError(f"{name}: output shape {out} is not one output vector (expected "
+                          "(None, 1): P(malignant), or (None, 1 + types): see edge/manifest.py)")
     return int(shape[1]), int(shape[2])
 
 

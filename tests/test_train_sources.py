@@ -95,3 +95,26 @@ def test_views_are_deterministic_and_vary():
     assert np.array_equal(a, b) and a.dtype == np.uint8 and a.ndim == 3
     assert not np.array_equal(view(img, 3, 0, "x"), a)
     assert view(img, 0) is img
+
+
+@pytest.mark.slow
+def test_activation_cache_computes_each_image_view_once(tmp_path, monkeypatch):
+    pytest.importorskip("tensorflow")
+    from train.featcache import BackboneSpec, activations
+
+    monkeypatch.setenv("SKINLESION_CACHE", str(tmp_path / "cache"))
+    items = []
+    for i in range(4):
+        _jpg(tmp_path / f"{i}.jpg", i)
+        items.append(Item(tmp_path / f"{i}.jpg", i % 2))
+    (tmp_path / "bad.jpg").write_bytes(b"not a jpeg")
+    spec = BackboneSpec(size=96)
+    a, bad = activations(items[:3], 2, spec, batch=8, verbose=False)
+    assert a.shape == (3, 2, 6, 6, 96) and bad == []
+    assert not np.array_equal(a[0, 0], a[0, 1])  # view 1 is augmented
+    store = tmp_path / "cache" / spec.tag / "view0-seed0"
+    assert len((store / "paths.txt").read_text().splitlines()) == 3
+    b, bad = activations(items + [Item(tmp_path / "bad.jpg", 0)], 2, spec, batch=8, verbose=False)
+    assert len((store / "paths.txt").read_text().splitlines()) == 5  # only the new ones ran
+    assert np.array_equal(b[:3], a) and len(bad) == 2 and "bad.jpg" in bad[0]
+    assert not b[4].any()  # a bad file's rows are zeros

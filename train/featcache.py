@@ -140,7 +140,9 @@ def _run_bottom(bottom, items, k, spec, seed, batch, verbose):
                     print(f"skipped: {e}", file=sys.stderr)
             x = np.stack([r if r is not None else np.zeros((spec.size, spec.size, 3), np.uint8)
                           for r, _ in res]).astype(np.float32) / 127.5 - 1.0
-            out.append(bottom.predict(x, verbose=0, batch_size=batch).astype(np.float16))
+            a = bottom.predict(x, verbose=0, batch_size=batch).astype(np.float16)
+            a[[r is None for r, _ in res]] = 0
+            out.append(a)
             if verbose and (start // batch) % 20 == 0:
                 done = start + len(chunk)
                 print(f"  {spec.tag} view {k}: {done}/{len(items)}, "

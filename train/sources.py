@@ -142,8 +142,9 @@ def _twin_key(twin: str) -> str:
 
 
 def gather(data: list[str] | None, val_fraction: float = 0.15, seed: int = 0,
-           exclude_leaked: bool = True) -> dict[str, list[Item]]:
-    """``{"train", "val", "test"}`` items over every source in ``data`` (first = primary).
+           exclude_leaked: bool = True) -> dict[str, list]:
+    """``{"train", "val", "test"}`` items over every source in ``data`` (first = primary),
+    and ``"dirs"``: the source folders as resolved.
 
     ``data`` empty: the primary dataset (``resolve_data_dir``) plus ``ham10000-extra`` next
     to it when present.
@@ -155,7 +156,8 @@ def gather(data: list[str] | None, val_fraction: float = 0.15, seed: int = 0,
     items = [it for d in [primary, *dirs[1:]] for it in load_source(d, "train", exclude_leaked)]
     train, val = split_items(items, val_fraction, seed, primary_split=prim_split)
     test = load_source(primary, "test", exclude_leaked)
-    return {"train": train, "val": val, "test": test}
+    return {"train": train, "val": val, "test": test,
+            "dirs": [str(primary)] + [str(Path(d).resolve()) for d in dirs[1:]]}
 
 
 def with_source(items: list[Item], source: str) -> list[Item]:

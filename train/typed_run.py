@@ -77,7 +77,8 @@ def save_run(out: Path, args, g: dict, base, head, res, spec, extra: dict) -> di
     test_m["ci95"] = M.bootstrap_ci(yt, pt, fields["threshold"], 1000, args.seed)
     cfg = {"model": "typed_mobilenetv2", "alpha": spec.alpha, "image_size": spec.size,
            "val_fraction": args.val_fraction, "seed": args.seed, "split_seed": -1,
-           "exclude_leaked": True, "run_id": out.name, "data": str(args.data or ""),
+           "exclude_leaked": True, "run_id": out.name, "data": g["dirs"][0],
+           "data_sources": g["dirs"],
            "sources": sorted({i.source for i in g["train"]}), "views": args.views,
            "color_constancy": spec.color_constancy, "backbone": asdict(spec),
            "head_epochs": args.head_epochs, "top_epochs": args.top_epochs, "top_lr": args.top_lr,
@@ -124,29 +125,39 @@ def report_md(m: dict) -> str:
 
 def loso(g: dict, f_train: np.ndarray, f_val: np.ndarray, f_test: np.ndarray, args) -> dict:
     """Head-only leave-one-group-out: for each HAM10000 acquisition group, train the head
-    without that group's images (train split), test on the group's held-back images
-    (val split), and compare with the head trained on everything."""
+    without any of that group's images and test on all of them (train and validation
+    images, first view); beside it, the same images scored by heads that saw the group
+    (its validation images only, so none of them was trained on)."""
     from train.cached_train import train_head
     from train.typed_head import MALIGNANT_MASK, balanced_weights, type_masks
 
-    groups = sorted({i.group for i in g["train"] if i.group})
-    y_val = np.array([i.label for i in g["val"]])
-    src_val = [i.source for i in g["val"]]
-    out = {}
-    full_head, _ = train_head(f_train, type_masks(g["train"]), balanced_weights(g["train"]),
-                              f_val, (y_val, src_val), args.head_epochs, seed=args.seed)
+    items = g["train"] + g["val"]
+    feats = np.concatenate([f_train[:, 0], f_val])
+    y = np.array([i.label for i in items])
+    groups = sorted({i.group for i in items if i.group})
+    n_tr, out = len(g["train"]), {}
+    y_val, src_val = y[n_tr:], [i.source for i in g["val"]]
+    full, _ = train_head(f_train, type_masks(g["train"]), balanced_weights(g["train"]),
+                         f_val, (y_val, src_val), args.head_epochs, seed=args.seed)
     for grp in groups:
-        keep = np.array([i.group != grp for i in g["train"]])
-        tr = [i for i, k in zip(g["train"], keep) if k]
-        vmask = np.array([i.group != grp for i in g["val"]])
-        head, _ = train_head(f_train[keep], type_masks(tr), balanced_weights(tr), f_val[vmask],
-                             (y_val[vmask], [s for s, k in zip(src_val, vmask) if k]),
+        held = np.array([i.group == grp for i in items])
+        tr = ~held[:n_tr]
+        vk = ~held[n_tr:]
+        head, _ = train_head(f_train[tr], type_masks([i for i, k in zip(g["train"], tr) if k]),
+                             balanced_weights([i for i, k in zip(g["train"], tr) if k]),
+                             f_val[vk], (y_val[vk], [s for s, k in zip(src_val, vk) if k]),
                              args.head_epochs, seed=args.seed)
-        held = ~vmask
-        row = {"n_held": int(held.sum()), "n_held_malignant": int(y_val[held].sum())}
-        for name, h in (("without", head), ("with", full_head)):
-            p = (h[1](h[0](f_val[held], training=False)).numpy()) @ MALIGNANT_MASK
-            if len(set(y_val[held].tolist())) == 2:
-                row[f"auc_{name}"] = float(M.roc_auc(y_val[held], p))
+        p = _p(head, feats[held], MALIGNANT_MASK)
+        row = {"n": int(held.sum()), "n_malignant": int(y[held].sum())}
+        hv = held[n_tr:]
+        if len(set(y[held].tolist())) == 2:
+            row["auc_held_out"] = float(M.roc_auc(y[held], p))
+        if len(set(y_val[hv].tolist())) == 2:  # same group's validation images, both heads
+            row["auc_val_held_out"] = float(M.roc_auc(y_val[hv], _p(head, f_val[hv], MALIGNANT_MASK)))
+            row["auc_val_seen"] = float(M.roc_auc(y_val[hv], _p(full, f_val[hv], MALIGNANT_MASK)))
         out[grp] = row
     return out
+
+
+def _p(head, feats: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    return head[1](head[0](feats, training=False)).numpy() @ mask

@@ -1,0 +1,73 @@
+"""Evaluate an exported artifact per source and per lesion type, with the edge runner.
+
+Research and education tool, not a medical device. Needs no TensorFlow: the sources come
+from the run's ``config.json`` (``data_sources``) or ``--data``; preprocessing, threshold
+and lesion types from the model's manifest.
+
+Examples:
+    python export/evaluate_sources.py --model models/model_int8.tflite --run runs/typed
+    python export/evaluate_sources.py --model runs/typed/export/model_int8.onnx --data DIR1 DIR2 --json out.json
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make the repository root importable
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python export/evaluate_sources.py",
+                                description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("-m", "--model", type=Path, required=True, help=".tflite or .onnx file")
+    p.add_argument("--run", type=Path, default=None, help="training run folder (its sources)")
+    p.add_argument("--data", nargs="*", default=None, help="source folders, first = primary")
+    p.add_argument("--json", type=Path, default=None, help="also write the report as JSON")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from edge.atomic import atomic_write_text
+    from edge.manifest import ManifestError
+    from edge.runtimes import ModelLoadError, RuntimeMissing
+    from export.source_metrics import source_report
+    from train.data import DatasetNotFound
+    from train.source_eval import table
+
+    cfg = {}
+    if args.run:
+        try:
+            cfg = json.loads((args.run / "config.json").read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            print(f"error: {args.run / 'config.json'}: cannot read ({e}); pass --data instead",
+                  file=sys.stderr)
+            return 2
+    sources = args.data or cfg.get("data_sources") or None
+    try:
+        rep = source_report(args.model, sources, float(cfg.get("val_fraction", 0.15)),
+                            int(cfg.get("seed", 0)))
+    except (DatasetNotFound, ManifestError, ModelLoadError, RuntimeMissing, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"{args.model}, threshold {rep['threshold']:.4f}")
+    for split in ("val", "test"):
+        r = rep[split]
+        print(f"\n{split}: n={r['n']}, ROC AUC {r['overall']['roc_auc']:.4f}, "
+              f"melanoma vs nevus AUC {r['mel_vs_nv_auc']}")
+        print(table(r["per_source"], ("n", "n_malignant", "roc_auc", "sensitivity", "specificity")))
+        if r["per_type"]:
+            print(table(r["per_type"], ("n", "malignant", "called_malignant", "type_accuracy")))
+    print("Research and education tool, not a medical device.")
+    if args.json:
+        atomic_write_text(args.json, json.dumps(rep, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,104 @@
+"""The lesion-type model end to end: partial-label training, one output vector, export, runner.
+
+A tiny conv base stands in for MobileNetV2 (same head, same fixed output layer), trained a
+few steps on synthetic lesions where the type is known for half the images and only
+benign/malignant for the rest; exported to int8 TFLite and ONNX with a schema-3 manifest;
+run by the edge ``Classifier``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.fixtures_common import synth_lesion
+from train.sources import DX_CLASSES, MALIGNANT_DX, Item
+
+pytestmark = pytest.mark.slow
+
+
+def _tiny_typed(size: int = 32, seed: int = 0):
+    import keras
+    from keras import layers
+
+    from train.typed_head import (balanced_weights, full_model, head_layers,
+                                  partial_label_loss, type_masks)
+
+    keras.utils.set_random_seed(seed)
+    rng = np.random.default_rng(seed)
+    y = np.arange(160) % 2
+    x = np.stack([synth_lesion(rng, bool(t), size) for t in y]).astype("float32")
+    # half the images know their type (mel / nv), half only their label
+    items = [Item(Path(f"{i}"), int(t), ("mel" if t else "nv") if i < 80 else "",
+                  "typed" if i < 80 else "binary") for i, t in enumerate(y)]
+    base = keras.Sequential([keras.Input((size, size, 3)),
+                             layers.Conv2D(8, 3, padding="same"), layers.ReLU(),
+                             layers.MaxPooling2D(), layers.Conv2D(16, 3, padding="same"),
+                             layers.ReLU(), layers.GlobalAveragePooling2D()], name="base")
+    head = head_layers(dropout=0.0)
+    model = full_model(base, head, size)
+    train = keras.Model(model.input, model.get_layer("types").output)
+    train.compile(keras.optimizers.Adam(0.01), partial_label_loss)
+    train.fit(x, type_masks(items), sample_weight=balanced_weights(items), batch_size=16,
+              epochs=12, verbose=0)
+    return model, x, y
+
+
+@pytest.fixture(scope="module")
+def typed_export(tmp_path_factory):
+    from edge.manifest import Manifest
+    from export.pipeline import export_model
+    from tests.fixtures_export import synthetic_arrays
+    from train.sources import DX_NAMES
+
+    model, x, y = _tiny_typed()
+    out = tmp_path_factory.mktemp("typed") / "export"
+    cal, _ = synthetic_arrays(64, seed=11)
+    x_test, y_test = synthetic_arrays(48, seed=12)
+    manifest = Manifest(input_height=32, input_width=32, threshold=0.5, classes=DX_CLASSES,
+                        class_names=DX_NAMES, malignant_classes=MALIGNANT_DX)
+    results = export_model(model, out, ["tflite_int8", "onnx_int8", "onnx_fp32"], cal, manifest,
+                           test_images=x_test, test_labels=y_test, min_calibration=64,
+                           log=lambda m: None)
+    return model, out, results, x_test
+
+
+def test_output_vector_is_p_malignant_then_type_probabilities(typed_export):
+    model, _, _, x = typed_export
+    out = model.predict(x.astype("float32"), verbose=0)
+    assert out.shape == (len(x), 1 + len(DX_CLASSES))
+    np.testing.assert_allclose(out[:, 1:].sum(1), 1.0, atol=1e-5)
+    mal = [1 + DX_CLASSES.index(c) for c in MALIGNANT_DX]
+    np.testing.assert_allclose(out[:, 0], out[:, mal].sum(1), atol=1e-5)
+    assert out[:, 0].std() > 0.05  # trained: outputs vary
+
+
+def test_binary_only_images_still_learn_the_label(typed_export):
+    from train import metrics as M
+
+    model, _, _, _ = typed_export
+    rng = np.random.default_rng(5)
+    y = np.arange(60) % 2
+    x = np.stack([synth_lesion(rng, bool(t), 32) for t in y]).astype("float32")
+    out = model.predict(x, verbose=0)
+    assert M.roc_auc(y, out[:, 0]) > 0.9
+    # the typed half taught mel vs nv: the most likely type follows the label
+    top = np.array(DX_CLASSES)[out[:, 1:].argmax(1)]
+    assert np.mean(top[y == 1] == "mel") > 0.8 and np.mean(top[y == 0] == "nv") > 0.8
+
+
+def test_exported_files_carry_the_types_and_the_runner_reads_them(typed_export):
+    from edge.classifier import Classifier
+
+    model, out, results, x = typed_export
+    assert all(r.passed for r in results), [(r.name, r.status, r.error) for r in results]
+    keras_out = model.predict(x.astype("float32"), verbose=0)
+    for name in ("model_int8.tflite", "model_int8.onnx"):
+        clf = Classifier(out / name)
+        assert clf.manifest.classes == DX_CLASSES and clf.manifest.output_size == 8
+        vec = clf.raw_outputs(clf.prepare(x[0]))
+        assert vec.shape == (8,)
+        np.testing.assert_allclose(vec, keras_out[0], atol=0.06)
+        probs = clf.manifest.class_probabilities(vec)
+        assert set(probs) == set(DX_CLASSES) and abs(sum(probs.values()) - 1) < 0.05
