@@ -227,3 +227,63 @@ def test_training_model_frozen_backbone_then_fine_tune():
     assert 0 < n <= 20 and base.get_layer("head_conv").trainable
     assert not base.get_layer("head_bn").trainable and not base.get_layer("stem_conv").trainable
     assert [p[0] for p in TrainConfig(model="efficientnet_lite2").phases()] == ["head", "finetune"]
+
+
+def train_tiny_lite(size: int = 96, seed: int = 0):
+    """Lite0 (ImageNet, frozen) + sigmoid head trained briefly on synthetic lesions."""
+    import keras
+
+    from tests.fixtures_export import synthetic_arrays
+    from train import models
+
+    keras.utils.set_random_seed(seed)
+    x, y = synthetic_arrays(96, size, seed=seed + 3)
+    model = models.build_model("efficientnet_lite0", size, dropout=0.0)
+    model.compile(keras.optimizers.Adam(0.01), "binary_crossentropy")
+    model.fit(x.astype("float32"), y, batch_size=16, epochs=4, verbose=0)
+    return model
+
+
+@pytest.mark.slow
+def test_lite0_classifier_exports_all_formats_within_parity(tmp_path):
+    import keras
+
+    from export.formats import FORMAT_NAMES
+    from export.parity import keras_probabilities
+    from export.pipeline import export_model
+    from tests.fixtures_export import TINY_CALIBRATION, synthetic_arrays
+
+    size = 96
+    path = tmp_path / "model.keras"
+    train_tiny_lite(size).save(path)  # through .keras, as train.py hands models to export
+    model = keras.saving.load_model(path, compile=False)
+    x_test, y_test = synthetic_arrays(48, size, seed=12)
+    p = keras_probabilities(model, x_test)
+    assert p.max() - p.min() > 0.5 and 0.3 < np.mean(p >= 0.5) < 0.7, "outputs barely vary"
+    cal, _ = synthetic_arrays(TINY_CALIBRATION, size, seed=11)
+    results = export_model(path, tmp_path / "export", calibration=cal, test_images=x_test,
+                           test_labels=y_test, min_calibration=TINY_CALIBRATION,
+                           log=lambda msg: None)
+    assert [r.name for r in results] == list(FORMAT_NAMES)
+    for r in results:
+        assert r.ok and r.passed, f"{r.name}: {r.status} {r.error} {r.parity}"
+
+
+@pytest.mark.slow
+def test_train_cli_lite0(synthetic_dataset, tmp_path):
+    """``train/train.py --model efficientnet_lite0``: head phase, fine-tune phase, a model file."""
+    import keras
+
+    from train import evaluate as evaluate_cli
+    from train import train as train_cli
+
+    out = tmp_path / "lite0"
+    assert train_cli.main(["--data", str(synthetic_dataset), "--model", "efficientnet_lite0",
+                           "--image-size", "64", "--epochs", "1", "--fine-tune-epochs", "1",
+                           "--batch-size", "16", "--val-fraction", "0.25", "-q",
+                           "--out", str(out)]) == 0
+    m = keras.models.load_model(out / "model.keras", compile=False)
+    assert m.input_shape == (None, 64, 64, 3) and m.output_shape == (None, 1)
+    assert (out / "backup" / "finetune.done").is_file()
+    # evaluation, including Grad-CAM at the backbone's out_relu feature map
+    assert evaluate_cli.main(["--run", str(out), "--bootstrap", "20", "--gradcam", "1"]) == 0
