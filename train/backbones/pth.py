@@ -56,16 +56,23 @@ class _TensorRef:
         data = self.storage.data
         if data is None:
             raise PthError(f"storage {self.storage.key} has no data")
+        last = self.offset + sum((n - 1) * st for n, st in zip(self.shape, self.stride))
+        if min(self.stride, default=0) < 0 or (0 not in self.shape and last >= data.size):
+            raise PthError(f"tensor view outside its storage {self.storage.key} (corrupt file?)")
         if not self.shape:
-            return data[self.offset].copy()
+            return np.array(data[self.offset])
         item = data.itemsize
         view = np.lib.stride_tricks.as_strided(
             data[self.offset:], shape=self.shape, strides=[s * item for s in self.stride])
-        return np.ascontiguousarray(view)
+        return np.array(view, order="C")  # a copy: writeable, not tied to the file buffer
 
 
 def _rebuild_tensor(storage, offset, size, stride, *_args):
     return _TensorRef(storage, int(offset), tuple(size), tuple(stride))
+
+
+def _rebuild_parameter(data, *_args):  # an nn.Parameter saved as such: just its tensor
+    return data
 
 
 class _Unpickler(pickle.Unpickler):
@@ -81,6 +88,8 @@ class _Unpickler(pickle.Unpickler):
         if (module, name) in (("torch._utils", "_rebuild_tensor_v2"),
                               ("torch._utils", "_rebuild_tensor")):
             return _rebuild_tensor
+        if (module, name) == ("torch._utils", "_rebuild_parameter"):
+            return _rebuild_parameter
         if module == "torch" and name in _STORAGE_DTYPES:
             return _STORAGE_DTYPES[name]
         raise PthError(f"refusing to unpickle {module}.{name} (not part of a plain state dict)")
@@ -88,18 +97,20 @@ class _Unpickler(pickle.Unpickler):
     def persistent_load(self, pid):
         if not (isinstance(pid, tuple) and pid and pid[0] == "storage"):
             raise PthError(f"unexpected persistent id {pid!r}")
+        if len(pid) > 5 and pid[5] is not None:
+            raise PthError("storage views (torch < 0.4 files) are not supported")
         dtype, key = pid[1], str(pid[2])
         return self.storages.setdefault(key, _Storage(key, dtype))
 
 
 def _read_legacy(f) -> dict:
     storages: dict[str, _Storage] = {}
-    if pickle.load(f) != _LEGACY_MAGIC:
+    if _Unpickler(f, storages).load() != _LEGACY_MAGIC:
         raise PthError("not a PyTorch file (bad magic number)")
-    pickle.load(f)  # protocol version
-    sys_info = pickle.load(f)
-    if not sys_info.get("little_endian", True):
-        raise PthError("big-endian .pth files are not supported")
+    _Unpickler(f, storages).load()  # protocol version
+    sys_info = _Unpickler(f, storages).load()
+    if not isinstance(sys_info, dict) or not sys_info.get("little_endian", True):
+        raise PthError("not a little-endian PyTorch file")
     state = _Unpickler(f, storages).load()
     keys = _Unpickler(f, storages).load()
     for key in keys:
@@ -132,11 +143,14 @@ def read_pth(path: str | Path) -> dict[str, np.ndarray]:
         else:
             with open(path, "rb") as f:
                 state = _read_legacy(f)
-    except (pickle.UnpicklingError, EOFError, KeyError, struct.error) as e:
+        if not isinstance(state, dict):
+            raise PthError(f"holds a {type(state).__name__}, not a state dict")
+        return {k: (v.array() if isinstance(v, _TensorRef) else np.asarray(v))
+                for k, v in state.items()}
+    except PthError as e:
+        raise PthError(f"{path}: {e}") from e
+    except (pickle.UnpicklingError, EOFError, KeyError, ValueError, struct.error) as e:
         raise PthError(f"{path}: not a readable PyTorch state dict ({e})") from e
-    if not isinstance(state, dict):
-        raise PthError(f"{path}: holds a {type(state).__name__}, not a state dict")
-    return {k: (v.array() if isinstance(v, _TensorRef) else np.asarray(v)) for k, v in state.items()}
 
 
 def sha256_prefix_ok(path: str | Path) -> bool:
