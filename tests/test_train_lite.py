@@ -17,7 +17,8 @@ import pytest
 
 from edge.preprocess import fit_to_input
 from train.backbones import lite_weights as lw
-from train.backbones.lite import LITE_MODELS, block_specs, build_lite, load_lite_weights
+from train.backbones.lite import (LITE_MODELS, block_output_layer, block_specs, build_lite,
+                                  load_lite_weights)
 from train.backbones.pth import read_pth, sha256_prefix_ok
 
 CATS = (281, 282, 285)  # tabby, tiger cat, Egyptian cat
@@ -147,6 +148,14 @@ def test_name_map_uses_every_tensor_once():
     lite2 = build_lite("efficientnet_lite2", 64, weights=None)
     with pytest.raises(ValueError, match="weight shapes"):  # Lite0 weights on Lite2 layers
         load_lite_weights(lite2, w)
+
+
+def test_block_outputs_are_cut_points():
+    name = "efficientnet_lite2"
+    m = build_lite(name, 64, weights=None, pooling=None)
+    outs = [m.get_layer(block_output_layer(name, i)).output for i in range(len(block_specs(name)))]
+    assert [o.shape[-1] for o in outs] == [spec[4] for spec in block_specs(name)]
+    assert m.output_shape == (None, 2, 2, 1280) and m.layers[-1].name == "out_relu"
 
 
 def test_missing_wheel_message(monkeypatch):

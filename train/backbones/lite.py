@@ -25,8 +25,8 @@ import numpy as np
 from train.backbones.lite_weights import (LITE_MODELS, VARIANTS, variant, lite_weights,
                                           native_size)
 
-__all__ = ["LITE_MODELS", "VARIANTS", "FEATURES_LAYER", "block_specs", "build_lite",
-           "load_lite_weights", "native_size"]
+__all__ = ["LITE_MODELS", "VARIANTS", "FEATURES_LAYER", "block_output_layer", "block_specs",
+           "build_lite", "load_lite_weights", "native_size"]
 
 FEATURES_LAYER = "out_relu"  # last feature map (1280 channels), named as in keras' MobileNetV2
 _EPS = 1e-3
@@ -56,6 +56,16 @@ def block_specs(name: str) -> list[tuple[int, int, int, int, int]]:
             specs.append((k, s if j == 0 else 1, e, cin, cout))
             cin = cout
     return specs
+
+
+def block_output_layer(name: str, i: int) -> str:
+    """Layer holding block ``i``'s output (a cut point for cached features).
+
+    >>> block_output_layer("efficientnet_lite0", 15), block_output_layer("efficientnet_lite0", 14)
+    ('block15_project_bn', 'block14_add')
+    """
+    k, s, e, cin, cout = block_specs(name)[i]
+    return f"block{i}_add" if s == 1 and cin == cout else f"block{i}_project_bn"
 
 
 def _conv_bn(x, filters: int, kernel: int, stride: int, conv: str, bn: str, act: str | None):
