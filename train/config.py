@@ -10,7 +10,8 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-MODELS = ("seed_cnn", "mobilenetv2")
+MODELS = ("seed_cnn", "mobilenetv2",
+          "efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
 SCHEDULES = ("plateau", "cosine")
 
 
@@ -59,7 +60,7 @@ class TrainConfig:
         """(name, epochs, learning rate) for each training phase."""
         if self.model == "ensemble":  # built from trained runs by train/ensemble.py
             return []
-        if self.model == "mobilenetv2":
+        if self.model in MODELS[1:]:  # an ImageNet backbone: frozen head, then fine-tune
             return [("head", self.epochs, self.lr),
                     ("finetune", self.fine_tune_epochs, self.fine_tune_lr)]
         return [("train", self.epochs, self.lr)]

