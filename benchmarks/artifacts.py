@@ -6,9 +6,9 @@ rows (sha256, accuracy, AUC on the test images). Accuracy is joined by the artif
 sha256, so a file changed after export never inherits an old score.
 
 Example:
-    >>> arts = find_artifacts(Path("runs/demo/export"))               # doctest: +SKIP
-    >>> [(a.format, a.path.name) for a in arts][:1]                   # doctest: +SKIP
-    [('tflite_fp32', 'model_fp32.tflite')]
+    >>> arts = find_artifacts(Path("models"))                         # the shipped model
+    >>> [(a.format, a.path.name) for a in arts][:1]
+    [('tflite_int8', 'model_int8.tflite')]
 """
 from __future__ import annotations
 

@@ -6,8 +6,8 @@ exposes its input/output tensor specs (shape, dtype, quantization read from the 
 itself) and ``run(x) -> raw output``. TensorFlow is imported only as the last fallback.
 
 Example:
-    >>> rt = open_runtime("models/model_int8.tflite", threads=2)   # doctest: +SKIP
-    >>> rt.input.shape, rt.input.dtype                                   # doctest: +SKIP
+    >>> rt = open_runtime("models/model_int8.tflite", threads=2)   # the shipped model
+    >>> rt.input.shape, rt.input.dtype
     ((1, 224, 224, 3), 'int8')
 """
 from __future__ import annotations
