@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edge.atomic import sha256_file
+from core.atomic import sha256_file
 from edge.manifest import MANIFEST_NAME, Manifest, ManifestError
 from export.formats import FORMATS, format_for_file
 
@@ -147,7 +147,7 @@ def pick_images(folder: Path | None, count: int) -> tuple[list[Path], str]:
             files = [s.path for s in list_samples(root, "test")]
             where = f"{root}/test (leak-free test split)"
         except Exception as e:  # no dataset here (or no train package on a device)
-            return [], f"no images for end-to-end timing ({str(e).splitlines()[0][:120]}...); " \
+            return [], f"no images for end-to-end timing ({first_line(e, 120)}...); " \
                        "pass --images DIR"
     else:
         if not Path(folder).is_dir():

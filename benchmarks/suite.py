@@ -27,7 +27,7 @@ from benchmarks import reference_model as ref
 from benchmarks.artifacts import Artifact, accuracy_index, find_artifacts
 from benchmarks.report import E2E_KEYS, make_row
 from benchmarks.runner import run_child
-from edge.atomic import sha256_file
+from core.atomic import sha256_file
 from edge.runtimes import BACKENDS, PIP_NAME
 
 DEFAULT_RUNTIMES = {"tflite": ("litert", "tflite-runtime"), "onnx": ("onnxruntime",)}

@@ -25,7 +25,7 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from edge.helpformat import DefaultsHelp  # noqa: E402
+from core.helpformat import DefaultsHelp  # noqa: E402
 from export.context import ExportError  # noqa: E402
 from export.formats import FORMAT_NAMES, FORMATS, Tolerance, select_formats  # noqa: E402
 

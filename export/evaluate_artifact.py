@@ -20,8 +20,9 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 
 import numpy as np  # noqa: E402
 
-from edge.atomic import atomic_write_text  # noqa: E402
-from train import metrics as M  # noqa: E402
+from core import DISCLAIMER  # noqa: E402
+from core import metrics as M  # noqa: E402
+from core.atomic import atomic_write_text  # noqa: E402
 from train.data import DatasetNotFound, list_samples, load_arrays, resolve_data_dir  # noqa: E402
 
 NAMES = (("accuracy", "Accuracy"), ("sensitivity", "Sensitivity"), ("specificity", "Specificity"),
@@ -68,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{args.model} on {m['n']} leak-free test images, threshold {m['threshold']:.4f}:")
     print("| metric | value | 95% CI |\n|---|---|---|\n" + "\n".join(ci_rows(m)))
     print(f"Confusion: TP {m['tp']}, FN {m['fn']}, TN {m['tn']}, FP {m['fp']}; ECE {m['ece']:.4f}")
-    print("Research and education tool, not a medical device.")
+    print(DISCLAIMER)
     if args.json:
         atomic_write_text(args.json, json.dumps(m, indent=2))
     return 0

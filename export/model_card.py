@@ -19,7 +19,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
-from edge.atomic import atomic_write_text  # noqa: E402
+from core.atomic import atomic_write_text  # noqa: E402
 from edge.manifest import Manifest  # noqa: E402
 from export.evaluate_artifact import artifact_metrics, ci_rows  # noqa: E402
 from train.data import resolve_data_dir  # noqa: E402

@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     from train.data import resolve_data_dir
 
-    from edge.atomic import atomic_write_text, sha256_file
+    from core.atomic import atomic_write_text, sha256_file
     from edge.classifier import Classifier
 
     preds = predictions(SHIPPED, resolve_data_dir(None))

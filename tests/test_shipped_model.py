@@ -19,7 +19,7 @@ def golden():
 
 
 def test_shipped_model_is_the_recorded_one(golden):
-    from edge.atomic import sha256_file
+    from core.atomic import sha256_file
     from edge.manifest import find_manifest
 
     assert sha256_file(G.SHIPPED) == golden["sha256"]

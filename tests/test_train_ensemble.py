@@ -198,7 +198,7 @@ def test_rank_ensembles_scores_every_mix_on_validation(member_runs, synthetic_da
                                                         capsys):
     from train import rank_ensembles as rank_cli
     from train.evaluation import evaluate_run
-    from train.metrics import roc_auc
+    from core.metrics import roc_auc
 
     runs = [str(member_runs / "m32"), str(member_runs / "m48")]
     out = tmp_path / "rank.json"

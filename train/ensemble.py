@@ -22,7 +22,7 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from edge.atomic import atomic_path, atomic_write_text  # noqa: E402
+from core.atomic import atomic_path, atomic_write_text  # noqa: E402
 from train.config import TrainConfig  # noqa: E402
 
 class EnsembleError(ValueError):

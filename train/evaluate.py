@@ -15,6 +15,7 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from core import DISCLAIMER, first_line  # noqa: E402
 from train.data import DatasetNotFound  # noqa: E402
 
 
@@ -55,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         model = keras.models.load_model(run / "model.keras", compile=False)
     except Exception as e:  # corrupt or truncated file
-        print(f"error: {run / 'model.keras'}: cannot load ({str(e).splitlines()[0][:120]}); "
+        print(f"error: {run / 'model.keras'}: cannot load ({first_line(e, 120)}); "
               "re-train or restore the file", file=sys.stderr)
         return 2
     try:
@@ -71,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     print(metrics_table(m))
     print(f"\nthreshold {m['threshold']:.4f} ({m['threshold_rule']}); "
           f"ECE {m['calibration']['ece_raw']:.4f} -> {m['calibration']['ece_calibrated']:.4f}")
-    print("Research and education tool, not a medical device.")
+    print(DISCLAIMER)
     print(f"wrote {report} and {report.with_name('metrics.json')}")
     print(f"next: python export/convert.py --model {run / 'model.keras'}")
     return 0

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from train import metrics as M
+from core import metrics as M
 from train.config import TrainConfig
 from train.data import (CLASSES, list_samples, load_arrays, readable, resolve_data_dir,
                         split_train_val)

@@ -24,9 +24,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-from edge.atomic import atomic_write_text  # noqa: E402
-from edge.helpformat import DefaultsHelp  # noqa: E402
-from train import metrics as M  # noqa: E402
+from core.atomic import atomic_write_text  # noqa: E402
+from core.helpformat import DefaultsHelp  # noqa: E402
+from core import metrics as M  # noqa: E402
 from train.ensemble import EnsembleError, load_member_configs  # noqa: E402
 
 

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.atomic import atomic_write_text
+import core
+from core.atomic import atomic_write_text
 from edge.manifest import TRAINED_ON
 from train import plots
 
-DISCLAIMER = ("**Research and education tool, not a medical device.** It does not diagnose; "
-              "a clinician must examine any lesion of concern.")
+DISCLAIMER = f"**{core.DISCLAIMER}**"
 ROWS = (("accuracy", "Accuracy"), ("sensitivity", "Sensitivity (recall)"),
         ("specificity", "Specificity"), ("precision", "Precision"), ("f1", "F1"),
         ("balanced_accuracy", "Balanced accuracy"), ("roc_auc", "ROC AUC"), ("pr_auc", "PR AUC"))
@@ -39,7 +39,7 @@ def write_report(ev, out_dir: Path | None = None, n_gradcam: int = 6, model=None
     out.mkdir(parents=True, exist_ok=True)
     m, test = ev.metrics, ev.test
     labels = m["labels"]
-    from train.metrics import apply_temperature
+    from core.metrics import apply_temperature
 
     p_cal = apply_temperature(test.p, m["temperature"])
     thr = m["threshold"]

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.atomic import atomic_path, atomic_write_text
+from core.atomic import atomic_path, atomic_write_text
 from train.config import TrainConfig
 from train.data import (class_weights, list_samples, load_arrays, make_dataset, readable,
                         resolve_data_dir, split_train_val)
