@@ -20,6 +20,7 @@ from typing import Any
 from core.atomic import sha256_file
 from edge.manifest import MANIFEST_NAME, Manifest, ManifestError
 from export.formats import FORMATS, format_for_file
+from train.run import RunDir
 
 ROOT = Path(__file__).resolve().parents[1]
 EXPORT_REPORT = "export_report.json"
@@ -47,10 +48,8 @@ class Artifact:
 
 
 def default_artifacts_dir() -> Path:
-    """Newest ``runs/*/export`` with a manifest, else ``models/``."""
-    runs = sorted((p.parent for p in ROOT.glob(f"runs/*/export/{MANIFEST_NAME}")),
-                  key=lambda p: (p / MANIFEST_NAME).stat().st_mtime, reverse=True)
-    return runs[0] if runs else ROOT / "models"
+    """The newest run's export folder (``RunDir.latest_export``), else the shipped ``models/``."""
+    return RunDir.latest_export() or ROOT / "models"
 
 
 def load_manifest(folder: Path) -> Manifest | None:
@@ -127,8 +126,8 @@ def accuracy_index(folder: Path) -> tuple[dict[str, dict[str, Any]], dict[str, A
 
 
 def default_keras_model(folder: Path) -> Path | None:
-    """``<run>/model.keras`` beside an export folder ``<run>/export``, if present."""
-    p = Path(folder).resolve().parent / "model.keras"
+    """The run's Keras model beside an export folder ``<run>/export``, if present."""
+    p = RunDir(Path(folder).resolve().parent).model_keras
     return p if p.is_file() else None
 
 
