@@ -1,0 +1,60 @@
+"""Write ``MODEL_CARD.md`` for the shipped model from measured files only (no typed numbers).
+
+Reads the training run, the shipped export folder, optionally a latency report
+(``benchmarks/latency.py`` ``report.json``), counts the dataset's training images, and re-runs
+the shipped int8 artifact on the leak-free test split with the edge runner to get its metrics
+with bootstrap 95% CIs. The card itself is rendered by ``export/card.py``.
+
+Example:
+    python export/model_card.py --run runs/ens2-e60 --models models --bench runs/ens2-e60/bench-models/report.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make the repository root importable
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+
+from core.atomic import atomic_write_text  # noqa: E402
+from core.helpformat import DefaultsHelp  # noqa: E402
+from export.artifact_metrics import artifact_metrics  # noqa: E402
+from export.card import CardInputs, render  # noqa: E402
+from train.data import DatasetNotFound, list_samples, resolve_data_dir  # noqa: E402
+from train.run import RunDir  # noqa: E402
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=DefaultsHelp)
+    ap.add_argument("--run", required=True, type=Path, help="training run folder")
+    ap.add_argument("--models", default=Path("models"), type=Path, help="shipped export folder")
+    ap.add_argument("--bench", type=Path, default=None, help="benchmarks/latency.py report.json")
+    ap.add_argument("--data", default=None, help="dataset folder (default: the usual places)")
+    ap.add_argument("--out", default=Path("MODEL_CARD.md"), type=Path)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    run = RunDir(args.run)
+    for f in (run.metrics_json, args.models / "manifest.json", args.models / "export_report.json"):
+        if not f.is_file():
+            print(f"error: {f} not found (train, evaluate and export first)", file=sys.stderr)
+            return 2
+    try:
+        data_dir = resolve_data_dir(args.data)
+    except DatasetNotFound as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    int8 = artifact_metrics(args.models / "model_int8.tflite", data_dir)
+    bench = json.loads(args.bench.read_text()) if args.bench and args.bench.is_file() else None
+    card = CardInputs(run, args.models, int8, len(list_samples(data_dir, "train")), bench)
+    atomic_write_text(args.out, render(card))
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
