@@ -9,9 +9,18 @@ DATA    ?=
 DATA_FLAG := $(if $(DATA),--data $(DATA),)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: all setup test train evaluate export classify bench train-shipped shipped golden clean
+.PHONY: all next setup test train evaluate export classify bench train-shipped shipped golden clean
 
-all: train evaluate export classify bench  ## the whole job on the default dataset
+all: train evaluate export classify bench next  ## the whole job on the default dataset
+
+next:  ## what to run after `make all`
+	@echo ""
+	@echo "make all: done. Demo run in $(RUN) (a quick model, not the shipped one). Next:"
+	@echo "  $(BIN)/python edge/classify.py your_lesion.jpg        # the shipped model in models/"
+	@echo "  $(BIN)/python edge/classify.py --model $(RUN)/export/model_int8.tflite --camera   # the demo model, live"
+	@echo "  less $(RUN)/report.md $(RUN)/export/export_report.md $(RUN)/bench/report.md"
+	@echo "  make test                                             # the test suite"
+	@echo "  docs/cli.md: every option; docs/experiments.md: how the shipped model was chosen"
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -45,7 +54,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/latency.py --artifacts $(RUN)/export --out $(RUN)/bench
 
 # The shipped default model (models/, MODEL_CARD.md): the mean of two runs in one graph,
-# chosen on validation (README "Experiments"). `make train-shipped` trains what is missing
+# chosen on validation (docs/experiments.md). `make train-shipped` trains what is missing
 # (about 45 min here, 2 cores; an interrupted member resumes) and combines them; `make shipped`
 # then re-derives every number (evaluate, export, benchmark, model card) and ends by comparing
 # the re-shipped model with the recorded golden predictions: a re-ship that changes them fails
