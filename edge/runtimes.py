@@ -33,6 +33,7 @@ PIP_NAME = {"litert": "ai-edge-litert", "tflite-runtime": "tflite-runtime",
             "tensorflow": "tensorflow", "onnxruntime": "onnxruntime"}
 _MODULE = {"litert": "ai_edge_litert.interpreter", "tflite-runtime": "tflite_runtime.interpreter",
            "tensorflow": "tensorflow", "onnxruntime": "onnxruntime"}
+TOP_MODULE = {b: m.split(".")[0] for b, m in _MODULE.items()}  # what find_spec can look up
 
 
 class RuntimeMissing(RuntimeError):
