@@ -33,18 +33,19 @@ setup: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
-# ~15 min on a 2-core CPU: MobileNetV2-0.35 at 128 px, head then fine-tune.
+# The demo model: the plain CNN at 128 px for 10 epochs. Unlike a
+# short MobileNetV2 run (98.10-98.42% int8 label agreement, under the 99% tolerance), it
+# quantizes cleanly, so every exported format passes parity (docs/experiments.md).
 train: $(STAMP)
-	test -f $(RUN)/model.keras || $(BIN)/python train/train.py $(DATA_FLAG) --model mobilenetv2 --alpha 0.35 --image-size 128 \
-		--epochs 6 --fine-tune-epochs 6 --out $(RUN)
+	test -f $(RUN)/model.keras || $(BIN)/python train/train.py $(DATA_FLAG) --model seed_cnn --image-size 128 \
+		--epochs 10 --out $(RUN) -q
 
 evaluate: $(STAMP)
 	$(BIN)/python train/evaluate.py --run $(RUN) $(DATA_FLAG)
 
-# Exit code 1 = some format outside its parity tolerance: the report says which; go on.
+# Every format must pass parity (exit 0); exit 1 names the format outside its tolerance.
 export: $(STAMP)
-	$(BIN)/python export/convert.py --run $(RUN) --out $(RUN)/export $(DATA_FLAG) || \
-		{ [ $$? -eq 1 ] && echo "export: some formats are outside tolerance; see $(RUN)/export/export_report.md"; }
+	$(BIN)/python export/convert.py --run $(RUN) --out $(RUN)/export $(DATA_FLAG)
 
 classify: $(STAMP)
 	$(BIN)/python edge/classify.py --model $(RUN)/export/model_int8.tflite --limit 8 \
