@@ -14,7 +14,7 @@ pytestmark = pytest.mark.skipif(not G.SHIPPED.is_file(), reason="no shipped mode
 @pytest.fixture(scope="module")
 def golden():
     if not G.GOLDEN.is_file():
-        pytest.fail(f"{G.GOLDEN} missing: run python -m tests.golden_shipped --write")
+        pytest.fail(f"{G.GOLDEN} missing: run make golden (python -m tests.golden_shipped --write)")
     return json.loads(G.GOLDEN.read_text())
 
 
