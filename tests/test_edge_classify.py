@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from edge.classifier import Classifier
-from edge.classify import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, main
+from edge.classify import EXIT_BAD_INPUT, EXIT_OK, EXIT_USAGE, main
 from edge.manifest import Manifest
 from edge.runtimes import backend_available
 from tests.fixtures_common import synth_lesion
@@ -144,25 +144,6 @@ def test_outputs_carry_disclaimer_and_training_data(tiny_export, image_dir, tmp_
     header = [ln for ln in text.splitlines() if not ln.startswith("#")][0]
     assert header.split(",")[:4] == ["source", "status", "label", "probability"]
     assert "Summary: 8 images classified" in console and "mean" in console
-
-
-def test_ctrl_c_in_file_mode_exits_130_with_results_so_far(tiny_export, image_dir, tmp_path,
-                                                           monkeypatch, capsys):
-    """Same rule as camera mode (test_edge_camera): Ctrl-C exits 130, outputs still written."""
-    real, calls = Classifier.predict_file, []
-
-    def interrupted_on_the_third(self, path):
-        calls.append(path)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        return real(self, path)
-
-    monkeypatch.setattr(Classifier, "predict_file", interrupted_on_the_third)
-    js = tmp_path / "r.json"
-    rc = main(["-m", str(tiny_export / "model_int8.tflite"), str(image_dir), "--json", str(js)])
-    assert rc == EXIT_INTERRUPTED == 130
-    assert len(json.loads(js.read_text())["predictions"]) == 2
-    assert "interrupted: 2 of 16" in capsys.readouterr().out
 
 
 def test_json_to_stdout_is_pure_json(tiny_export, image_dir, capsys):
