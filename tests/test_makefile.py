@@ -1,6 +1,7 @@
 """The Makefile's contracts, read from ``make -n`` (what make would run, nothing executed)."""
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -12,8 +13,10 @@ pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="make not i
 
 
 def _dry_run(target: str) -> str:
-    return subprocess.run(["make", "-n", "-B", target], cwd=ROOT, capture_output=True, text=True,
-                          check=True).stdout
+    # run from `make test`, the parent's MAKELEVEL/MAKEFLAGS would add "Entering directory" lines
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKELEVEL", "MAKEFLAGS", "MFLAGS")}
+    return subprocess.run(["make", "-n", "-B", "--no-print-directory", target], cwd=ROOT, env=env,
+                          capture_output=True, text=True, check=True).stdout
 
 
 def test_shipped_compares_golden_predictions_and_never_rewrites_them():
