@@ -9,9 +9,18 @@ DATA    ?=
 DATA_FLAG := $(if $(DATA),--data $(DATA),)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: all setup test train evaluate export classify bench train-shipped shipped clean
+.PHONY: all next setup test train evaluate export classify bench train-shipped shipped golden clean
 
-all: train evaluate export classify bench  ## the whole job on the default dataset
+all: train evaluate export classify bench next  ## the whole job on the default dataset
+
+next:  ## what to run after `make all`
+	@echo ""
+	@echo "make all: done. Demo run in $(RUN) (a quick model, not the shipped one). Next:"
+	@echo "  $(BIN)/python edge/classify.py your_lesion.jpg        # the shipped model in models/"
+	@echo "  $(BIN)/python edge/classify.py --model $(RUN)/export/model_int8.tflite --camera   # the demo model, live"
+	@echo "  less $(RUN)/report.md $(RUN)/export/export_report.md $(RUN)/bench/report.md"
+	@echo "  make test                                             # the test suite"
+	@echo "  docs/cli.md: every option; docs/experiments.md: how the shipped model was chosen"
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -24,18 +33,19 @@ setup: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
-# ~15 min on a 2-core CPU: MobileNetV2-0.35 at 128 px, head then fine-tune.
+# The demo model: the plain CNN at 128 px for 10 epochs. Unlike a
+# short MobileNetV2 run (98.10-98.42% int8 label agreement, under the 99% tolerance), it
+# quantizes cleanly, so every exported format passes parity (docs/experiments.md).
 train: $(STAMP)
-	test -f $(RUN)/model.keras || $(BIN)/python train/train.py $(DATA_FLAG) --model mobilenetv2 --alpha 0.35 --image-size 128 \
-		--epochs 6 --fine-tune-epochs 6 --out $(RUN)
+	test -f $(RUN)/model.keras || $(BIN)/python train/train.py $(DATA_FLAG) --model seed_cnn --image-size 128 \
+		--epochs 10 --out $(RUN) -q
 
 evaluate: $(STAMP)
 	$(BIN)/python train/evaluate.py --run $(RUN) $(DATA_FLAG)
 
-# Exit code 1 = some format outside its parity tolerance: the report says which; go on.
+# Every format must pass parity (exit 0); exit 1 names the format outside its tolerance.
 export: $(STAMP)
-	$(BIN)/python export/convert.py --run $(RUN) --out $(RUN)/export $(DATA_FLAG) || \
-		{ [ $$? -eq 1 ] && echo "export: some formats are outside tolerance; see $(RUN)/export/export_report.md"; }
+	$(BIN)/python export/convert.py --run $(RUN) --out $(RUN)/export $(DATA_FLAG)
 
 classify: $(STAMP)
 	$(BIN)/python edge/classify.py --model $(RUN)/export/model_int8.tflite --limit 8 \
@@ -45,9 +55,11 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/latency.py --artifacts $(RUN)/export --out $(RUN)/bench
 
 # The shipped default model (models/, MODEL_CARD.md): the mean of two runs in one graph,
-# chosen on validation (README "Experiments"). `make train-shipped` trains what is missing
+# chosen on validation (docs/experiments.md). `make train-shipped` trains what is missing
 # (about 45 min here, 2 cores; an interrupted member resumes) and combines them; `make shipped`
-# then re-derives every number: evaluate, export, benchmark, model card, golden predictions.
+# then re-derives every number (evaluate, export, benchmark, model card) and ends by comparing
+# the re-shipped model with the recorded golden predictions: a re-ship that changes them fails
+# here. Only when that change is intended, re-record them in a separate step: `make golden`.
 SHIP_RUN ?= runs/ens2-e60
 SHIP_MEMBERS := runs/seed_cnn-128-e60 runs/mnv2-0.35-224-s1
 RESUME = $$(test -d $(@D)/backup && echo --resume)
@@ -70,6 +82,9 @@ shipped: train-shipped
 	$(BIN)/python benchmarks/latency.py --artifacts models --out $(SHIP_RUN)/bench-models --compare none
 	$(BIN)/python export/model_card.py --run $(SHIP_RUN) --models models \
 		--bench $(SHIP_RUN)/bench-models/report.json $(DATA_FLAG)
+	$(BIN)/python -m pytest -q tests/test_shipped_model.py
+
+golden: $(STAMP)  ## re-record tests/golden/shipped_predictions.json (after an intended re-ship)
 	$(BIN)/python -m tests.golden_shipped --write
 
 clean:

@@ -6,9 +6,9 @@ rows (sha256, accuracy, AUC on the test images). Accuracy is joined by the artif
 sha256, so a file changed after export never inherits an old score.
 
 Example:
-    >>> arts = find_artifacts(Path("runs/demo/export"))               # doctest: +SKIP
-    >>> [(a.format, a.path.name) for a in arts][:1]                   # doctest: +SKIP
-    [('tflite_fp32', 'model_fp32.tflite')]
+    >>> arts = find_artifacts(Path("models"))                         # the shipped model
+    >>> [(a.format, a.path.name) for a in arts][:1]
+    [('tflite_int8', 'model_int8.tflite')]
 """
 from __future__ import annotations
 
@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edge.atomic import sha256_file
+from core.atomic import sha256_file
 from edge.manifest import MANIFEST_NAME, Manifest, ManifestError
 from export.formats import FORMATS, format_for_file
+from train.run import RunDir
 
 ROOT = Path(__file__).resolve().parents[1]
 EXPORT_REPORT = "export_report.json"
@@ -47,10 +48,8 @@ class Artifact:
 
 
 def default_artifacts_dir() -> Path:
-    """Newest ``runs/*/export`` with a manifest, else ``models/``."""
-    runs = sorted((p.parent for p in ROOT.glob(f"runs/*/export/{MANIFEST_NAME}")),
-                  key=lambda p: (p / MANIFEST_NAME).stat().st_mtime, reverse=True)
-    return runs[0] if runs else ROOT / "models"
+    """The newest run's export folder (``RunDir.latest_export``), else the shipped ``models/``."""
+    return RunDir.latest_export() or ROOT / "models"
 
 
 def load_manifest(folder: Path) -> Manifest | None:
@@ -127,8 +126,8 @@ def accuracy_index(folder: Path) -> tuple[dict[str, dict[str, Any]], dict[str, A
 
 
 def default_keras_model(folder: Path) -> Path | None:
-    """``<run>/model.keras`` beside an export folder ``<run>/export``, if present."""
-    p = Path(folder).resolve().parent / "model.keras"
+    """The run's Keras model beside an export folder ``<run>/export``, if present."""
+    p = RunDir(Path(folder).resolve().parent).model_keras
     return p if p.is_file() else None
 
 
@@ -147,7 +146,7 @@ def pick_images(folder: Path | None, count: int) -> tuple[list[Path], str]:
             files = [s.path for s in list_samples(root, "test")]
             where = f"{root}/test (leak-free test split)"
         except Exception as e:  # no dataset here (or no train package on a device)
-            return [], f"no images for end-to-end timing ({str(e).splitlines()[0][:120]}...); " \
+            return [], f"no images for end-to-end timing ({first_line(e, 120)}...); " \
                        "pass --images DIR"
     else:
         if not Path(folder).is_dir():

@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from edge.atomic import atomic_path
+from core.atomic import atomic_path
 
 
 def _best(rows: list[dict[str, Any]]) -> dict[tuple[str, int], dict[str, Any]]:

@@ -13,6 +13,9 @@ The peak is the best of repeated float32 ``n x n`` numpy matmuls (n = 512, 1024,
 before numpy loaded.
 
 Example:
+    >>> c = count_tflite("models/model_int8.tflite")  # the shipped two-network ensemble
+    >>> c.macs > c.params > 0
+    True
     >>> c = count_tflite("reference/model_fp32.tflite")  # MobileNetV2-1.0, 224  # doctest: +SKIP
     >>> c.macs, c.params                                                       # doctest: +SKIP
     (299495552, 2208096)

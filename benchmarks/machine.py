@@ -20,7 +20,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from edge.versions import package_versions
+from core.versions import package_versions
 
 PACKAGES = ("numpy", "ai-edge-litert", "tflite-runtime", "onnxruntime", "tensorflow",
             "tensorflow-cpu", "keras", "opencv-python-headless", "onnx")

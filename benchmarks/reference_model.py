@@ -28,7 +28,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from edge.atomic import atomic_write_text
+from core.atomic import atomic_write_text
 from export.formats import FORMATS
 
 REFERENCE_NAME = "mobilenetv2-1.0-reference"

@@ -17,7 +17,7 @@ import math
 from pathlib import Path
 from typing import Any, Iterable
 
-from edge.atomic import atomic_write_text
+from core.atomic import atomic_write_text
 
 SCHEMA = 1
 ROW_KEYS = (

@@ -27,13 +27,11 @@ from benchmarks import reference_model as ref
 from benchmarks.artifacts import Artifact, accuracy_index, find_artifacts
 from benchmarks.report import E2E_KEYS, make_row
 from benchmarks.runner import run_child
-from edge.atomic import sha256_file
-from edge.runtimes import BACKENDS, PIP_NAME
+from core.atomic import sha256_file
+from edge.runtimes import BACKENDS, PIP_NAME, TOP_MODULE
 
 DEFAULT_RUNTIMES = {"tflite": ("litert", "tflite-runtime"), "onnx": ("onnxruntime",)}
 OPTIONAL_RUNTIMES = {"tflite": ("tensorflow",), "onnx": ()}  # only when asked for by name
-_TOP_MODULE = {"litert": "ai_edge_litert", "tflite-runtime": "tflite_runtime",
-               "tensorflow": "tensorflow", "onnxruntime": "onnxruntime"}
 
 
 @dataclass
@@ -97,7 +95,7 @@ class Progress:
 def installed_runtimes() -> set[str]:
     """Backends whose package is installed, found without importing them (TensorFlow alone
     would add ~500 MB to this parent process, and children inherit nothing from it)."""
-    return {b for b in BACKENDS if importlib.util.find_spec(_TOP_MODULE[b]) is not None}
+    return {b for b in BACKENDS if importlib.util.find_spec(TOP_MODULE[b]) is not None}
 
 
 def runtimes_for(art: Artifact, requested: list[str] | None,

@@ -5,6 +5,4 @@ TensorFlow: the training and export packages build on it, not the other way roun
 Research and education tool only; not a medical device.
 """
 
-DISCLAIMER = (
-    "Research/education tool, NOT a medical device: it does not diagnose; see a clinician."
-)
+from core import DISCLAIMER  # noqa: F401  (the one text; edge outputs name it edge.DISCLAIMER)

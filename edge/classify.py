@@ -35,7 +35,8 @@ EXIT_CODES = """exit codes:
        classified and every requested output was still written
   2    usage or model error: bad flags, no/corrupt model, runtime not installed, manifest
        does not match the model, camera or video cannot be opened
-  130  interrupted (Ctrl-C) while classifying files; results so far were written"""
+  130  interrupted (Ctrl-C), in every mode (files, camera, video); the summary and any
+       --json/--csv output of what was classified so far were still written"""
 
 
 def default_model() -> Path:
@@ -186,6 +187,8 @@ def run_live(args, clf, out, log) -> int:
         source.close()
     failures = [Failure(source.name, w) for w in summary.extra["warnings"]]
     _write_outputs(args, preds, failures, summary, info, log, unit="frames")
+    if summary.extra["ended"].startswith("interrupted"):  # Ctrl-C: 130, as in file mode
+        return EXIT_INTERRUPTED
     return EXIT_BAD_INPUT if summary.bad or failures else EXIT_OK
 
 

@@ -6,8 +6,8 @@ exposes its input/output tensor specs (shape, dtype, quantization read from the 
 itself) and ``run(x) -> raw output``. TensorFlow is imported only as the last fallback.
 
 Example:
-    >>> rt = open_runtime("models/model_int8.tflite", threads=2)   # doctest: +SKIP
-    >>> rt.input.shape, rt.input.dtype                                   # doctest: +SKIP
+    >>> rt = open_runtime("models/model_int8.tflite", threads=2)   # the shipped model
+    >>> rt.input.shape, rt.input.dtype
     ((1, 224, 224, 3), 'int8')
 """
 from __future__ import annotations
@@ -24,6 +24,8 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from core import first_line
+
 TFLITE_BACKENDS = ("litert", "tflite-runtime", "tensorflow")
 ONNX_BACKENDS = ("onnxruntime",)
 BACKENDS = TFLITE_BACKENDS + ONNX_BACKENDS
@@ -31,6 +33,7 @@ PIP_NAME = {"litert": "ai-edge-litert", "tflite-runtime": "tflite-runtime",
             "tensorflow": "tensorflow", "onnxruntime": "onnxruntime"}
 _MODULE = {"litert": "ai_edge_litert.interpreter", "tflite-runtime": "tflite_runtime.interpreter",
            "tensorflow": "tensorflow", "onnxruntime": "onnxruntime"}
+TOP_MODULE = {b: m.split(".")[0] for b, m in _MODULE.items()}  # what find_spec can look up
 
 
 class RuntimeMissing(RuntimeError):
@@ -104,7 +107,7 @@ class TFLiteRuntime:
                 self._it.allocate_tensors()
         except (ValueError, RuntimeError) as e:
             raise ModelLoadError(f"{path}: not a valid TFLite model "
-                                 f"({str(e).strip().splitlines()[0][:160]})") from e
+                                 f"({first_line(e, 160)})") from e
         self._in = self._it.get_input_details()[0]
         self._out = self._it.get_output_details()[0]
         self.input = _spec(self._in)
@@ -161,7 +164,7 @@ class OnnxRuntime:
             self._s = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         except Exception as e:  # onnxruntime raises its own exception types
             raise ModelLoadError(f"{path}: not a valid ONNX model "
-                                 f"({str(e).strip().splitlines()[0][:160]})") from e
+                                 f"({first_line(e, 160)})") from e
         i, o = self._s.get_inputs()[0], self._s.get_outputs()[0]
         self._in_name = i.name
         self.input = TensorSpec(tuple(d if isinstance(d, int) else 1 for d in i.shape),

@@ -18,6 +18,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from core import first_line
+
 
 class CameraError(RuntimeError):
     """A camera or video cannot be opened (or recorded to); one line naming it and the fix."""
@@ -125,7 +127,7 @@ class Picamera2Source(FrameSource):
         except CameraError:
             raise
         except Exception as e:  # libcamera raises many types; one line is enough
-            raise CameraError(f"picamera2: cannot start the camera ({_first_line(e)}; "
+            raise CameraError(f"picamera2: cannot start the camera ({first_line(e)}; "
                               "is another program using it?)") from e
 
     def read(self) -> np.ndarray | None:
@@ -151,11 +153,6 @@ def picamera2_available() -> bool:
         return bool(Picamera2.global_camera_info())
     except Exception:
         return False
-
-
-def _first_line(e: BaseException) -> str:
-    lines = str(e).strip().splitlines()
-    return lines[0][:200] if lines else type(e).__name__
 
 
 def open_source(camera: str | int | None = None, video: str | Path | None = None,

@@ -25,7 +25,7 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from edge.helpformat import DefaultsHelp  # noqa: E402
+from core.helpformat import DefaultsHelp  # noqa: E402
 from export.context import ExportError  # noqa: E402
 from export.formats import FORMAT_NAMES, FORMATS, Tolerance, select_formats  # noqa: E402
 
@@ -85,11 +85,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _resolve_paths(args) -> tuple[Path, Path, Path]:
-    from export.inputs import MODEL_NAME, find_latest_model
+    from export.inputs import find_latest_model
+    from train.run import RunDir
 
-    model = args.model or (args.run / MODEL_NAME if args.run else find_latest_model())
-    run_dir = args.run or model.parent
-    return model, run_dir, args.out or run_dir / "export"
+    model = args.model or (RunDir(args.run).model_keras if args.run else find_latest_model())
+    run = RunDir(args.run or model.parent)
+    return model, run.path, args.out or run.export_dir
 
 
 def _load_images(args, info, size: int, formats, need_test: bool):

@@ -1,8 +1,7 @@
 """Evaluate an exported artifact (.tflite/.onnx) on the leak-free test split with the edge runner.
 
-Needs no TensorFlow and no training run: the manifest beside (or inside) the model gives the
-preprocessing, threshold and temperature. This is how the shipped model's numbers in
-MODEL_CARD.md are reproduced from a clean clone.
+Needs no TensorFlow and no training run (``export/artifact_metrics.py``): this is how the
+shipped model's numbers in MODEL_CARD.md are reproduced from a clean clone.
 
 Example:
     python export/evaluate_artifact.py                       # models/model_int8.tflite
@@ -18,35 +17,12 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
-import numpy as np  # noqa: E402
+from core import DISCLAIMER  # noqa: E402
+from core.atomic import atomic_write_text  # noqa: E402
+from export.artifact_metrics import artifact_metrics, ci_rows  # noqa: E402
+from train.data import DatasetNotFound, resolve_data_dir  # noqa: E402
 
-from edge.atomic import atomic_write_text  # noqa: E402
-from train import metrics as M  # noqa: E402
-from train.data import DatasetNotFound, list_samples, load_arrays, resolve_data_dir  # noqa: E402
-
-NAMES = (("accuracy", "Accuracy"), ("sensitivity", "Sensitivity"), ("specificity", "Specificity"),
-         ("precision", "Precision"), ("f1", "F1"), ("balanced_accuracy", "Balanced accuracy"),
-         ("roc_auc", "ROC AUC"), ("pr_auc", "PR AUC"))
 DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "models" / "model_int8.tflite"
-
-
-def artifact_metrics(model: Path, data_dir: Path, n_boot: int = 1000) -> dict:
-    """Metrics (with bootstrap 95% CIs and ECE) at the manifest's threshold."""
-    from edge.classifier import Classifier
-
-    clf = Classifier(model)
-    samples = list_samples(data_dir, "test", exclude_leaked=True)
-    x, y, _ = load_arrays(samples, clf.manifest.input_height, verbose=False)
-    p = np.array([clf.manifest.calibrate(clf.raw_probability(clf.prepare(img))) for img in x])
-    m = M.binary_metrics(y, p, clf.manifest.threshold)
-    m["ci95"] = M.bootstrap_ci(y, p, clf.manifest.threshold, n_boot)
-    m["ece"] = M.expected_calibration_error(y, p)
-    return m
-
-
-def ci_rows(m: dict) -> list[str]:
-    return [f"| {name} | {m[k]:.3f} | {m['ci95'][k][0]:.3f}-{m['ci95'][k][1]:.3f} |"
-            for k, name in NAMES]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -68,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{args.model} on {m['n']} leak-free test images, threshold {m['threshold']:.4f}:")
     print("| metric | value | 95% CI |\n|---|---|---|\n" + "\n".join(ci_rows(m)))
     print(f"Confusion: TP {m['tp']}, FN {m['fn']}, TN {m['tn']}, FP {m['fp']}; ECE {m['ece']:.4f}")
-    print("Research and education tool, not a medical device.")
+    print(DISCLAIMER)
     if args.json:
         atomic_write_text(args.json, json.dumps(m, indent=2))
     return 0

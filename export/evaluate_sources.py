@@ -40,12 +40,14 @@ def main(argv: list[str] | None = None) -> int:
     from train.data import DatasetNotFound
     from train.source_eval import table
 
+    from train.run import RunDir
+
     cfg = {}
     if args.run:
         try:
-            cfg = json.loads((args.run / "config.json").read_text())
-        except (OSError, json.JSONDecodeError) as e:
-            print(f"error: {args.run / 'config.json'}: cannot read ({e}); pass --data instead",
+            cfg = RunDir(args.run).config()
+        except (OSError, ValueError) as e:
+            print(f"error: {RunDir(args.run).config_json}: cannot read ({e}); pass --data instead",
                   file=sys.stderr)
             return 2
     sources = args.data or cfg.get("data_sources") or None

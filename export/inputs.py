@@ -1,8 +1,8 @@
 """What the export CLI gathers before exporting: the run folder, its metrics, and images.
 
-- ``find_latest_model``: the newest ``runs/*/model.keras`` (the CLI's default ``--model``).
-- ``read_run``: ``config.json`` and ``metrics.json`` of a training run (threshold, temperature
-  and test metrics come from ``train/evaluate.py``); missing files become warnings.
+- ``find_latest_model``: the newest run's model (``RunDir.latest``; the CLI's default ``--model``).
+- ``read_run``: the config and metrics of a training run (``train.run.RunDir``; threshold,
+  temperature and test metrics come from ``train/evaluate.py``); missing files become warnings.
 - ``manifest_from_run``: the manifest those fill in.
 - ``operating_rule``: the run's validation images and threshold rule, so each artifact gets
   its own threshold (``export/threshold.py``).
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import random
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,42 +25,17 @@ import numpy as np
 
 from edge.manifest import Manifest
 from export.context import ExportError
-
-ROOT = Path(__file__).resolve().parents[1]
-MODEL_NAME = "model.keras"
-
-
-@dataclass
-class RunInfo:
-    """A training run folder's ``config.json`` and ``metrics.json`` (empty dicts if absent)."""
-
-    run_dir: Path
-    config: dict[str, Any] = field(default_factory=dict)
-    metrics: dict[str, Any] = field(default_factory=dict)
-    warnings: list[str] = field(default_factory=list)
-
-    @property
-    def run_id(self) -> str:
-        return str(self.config.get("run_id") or self.run_dir.name)
-
-    @property
-    def color_constancy(self) -> str:
-        return str(self.config.get("color_constancy") or "none")
-
-    @property
-    def sources(self) -> list[str] | None:
-        """The run's source folders (first = primary) when it trained on several."""
-        return list(self.config["data_sources"]) if self.config.get("data_sources") else None
+from train.run import RunDir, RunRecord, default_roots
 
 
 def find_latest_model(roots: tuple[Path, ...] | None = None) -> Path:
-    """Newest ``<root>/*/model.keras`` under ``./runs`` (then the repository's ``runs``)."""
-    roots = roots or (Path("runs"), ROOT / "runs")
-    found = [p for r in roots if r.is_dir() for p in r.glob(f"*/{MODEL_NAME}") if p.is_file()]
-    if not found:
-        raise ExportError(f"no trained model found ({' or '.join(f'{r}/*/{MODEL_NAME}' for r in roots)}); "
+    """The newest run's model under ``./runs`` (then the repository's ``runs``)."""
+    run = RunDir.latest(roots)
+    if run is None:
+        where = " or ".join(str(RunDir(Path(r) / "*").model_keras) for r in default_roots(roots))
+        raise ExportError(f"no trained model found ({where}); "
                           "train one with python train/train.py --out runs/<id>, or pass --model")
-    return max(found, key=lambda p: p.stat().st_mtime)
+    return run.model_keras
 
 
 def _read_json(path: Path, fix: str) -> dict[str, Any]:
@@ -74,10 +48,10 @@ def _read_json(path: Path, fix: str) -> dict[str, Any]:
     return data
 
 
-def read_run(run_dir: Path) -> RunInfo:
-    """Read a run folder; a missing ``metrics.json`` means threshold 0.5 and temperature 1.0."""
-    info = RunInfo(Path(run_dir))
-    cfg, met = info.run_dir / "config.json", info.run_dir / "metrics.json"
+def read_run(run_dir: Path) -> RunRecord:
+    """Read a run folder; missing metrics mean threshold 0.5 and temperature 1.0."""
+    info = RunRecord(RunDir(run_dir))
+    cfg, met = info.run.config_json, info.run.metrics_json
     if cfg.is_file():
         info.config = _read_json(cfg, "re-run python train/train.py")
     else:
@@ -100,7 +74,7 @@ def _scalars(d: Any) -> dict[str, Any]:
         if isinstance(d, dict) else {}
 
 
-def manifest_from_run(info: RunInfo) -> Manifest:
+def manifest_from_run(info: RunRecord) -> Manifest:
     """Manifest fields known before export: threshold, temperature, run id, test metrics."""
     m, met = Manifest(), info.metrics
     m.run_id = info.run_id
@@ -121,20 +95,19 @@ def manifest_from_run(info: RunInfo) -> Manifest:
     return m
 
 
-def operating_rule(info: RunInfo, data_dir: Path, image_size: int):
+def operating_rule(info: RunRecord, data_dir: Path, image_size: int):
     """The run's validation split (as ``train/evaluate.py`` drew it) and threshold rule.
 
-    ``None`` when the run has no ``config.json`` or ``metrics.json`` (no rule to repeat) or the
+    ``None`` when the run has no config or metrics (no rule to repeat) or the
     validation images are missing; the artifacts then share the manifest's threshold.
     """
     from export.threshold import OperatingRule
-    from train.config import TrainConfig
     from train.data import list_samples, load_arrays, split_train_val
 
     met = info.metrics
     if not info.config or "threshold" not in met:
         return None
-    cfg = TrainConfig.load(info.run_dir / "config.json")
+    cfg = info.run.load_config()
     if info.sources:
         val = _source_samples(info, "val")
     else:
@@ -147,7 +120,7 @@ def operating_rule(info: RunInfo, data_dir: Path, image_size: int):
                          float(met.get("threshold_confidence", 0.0)))
 
 
-def _source_samples(info: RunInfo, split: str) -> list:
+def _source_samples(info: RunRecord, split: str) -> list:
     """``train.data.Sample``s of one split over every source of a several-source run."""
     from train.data import Sample
     from train.sources import gather
@@ -167,7 +140,7 @@ def trained_on(sources: list[str]) -> str:
 
 
 def load_calibration(data_dir: Path, image_size: int, count: int, seed: int = 0,
-                     info: RunInfo | None = None) -> np.ndarray:
+                     info: RunRecord | None = None) -> np.ndarray:
     """Up to ``count`` training images (a seeded random draw) as uint8 ``[N, S, S, 3]``.
 
     With ``info`` of a several-source run, drawn from every source's training split and

@@ -29,7 +29,7 @@ import numpy as np
 from edge.classifier import Classifier
 from edge.manifest import Manifest
 from export.formats import Format, Tolerance
-from train.metrics import apply_temperature, binary_metrics
+from core.metrics import apply_temperature, binary_metrics
 
 
 @dataclass

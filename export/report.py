@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from edge.atomic import atomic_write_text
+from core.atomic import atomic_write_text
 from edge.manifest import Manifest
 
 REPORT_JSON = "export_report.json"

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.manifest import Manifest
-from train import metrics as M
+from core import metrics as M
 
 
 @dataclass

@@ -18,6 +18,7 @@ from typing import Callable
 
 import numpy as np
 
+from core import first_line
 from export.context import ExportError
 from export.formats import Format
 
@@ -26,8 +27,7 @@ MIN_CALIBRATION = 300  # fewer calibration images than this: int8 ranges may be 
 
 def one_line(e: BaseException) -> str:
     """``"TypeName: first line of the message"`` for a failed row or an error line."""
-    text = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {text[0][:300]}" if text else type(e).__name__
+    return first_line(e, 300, with_type=True)
 
 
 def load_keras_model(path: str | Path):

@@ -2,9 +2,10 @@
 
 The fixed inputs are 8 synthetic lesions (generated from a seed, no dataset needed) and, when
 the shared dataset is present, the 6 lowest-numbered leak-free test images of each class.
-Re-record only when the shipped model changes on purpose:
+``make shipped`` compares (``tests/test_shipped_model.py``); it never re-records. Re-record
+only when the shipped model changes on purpose, as a separate step:
 
-    python -m tests.golden_shipped --write
+    make golden        # = python -m tests.golden_shipped --write
 """
 from __future__ import annotations
 
@@ -60,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     from train.data import resolve_data_dir
 
-    from edge.atomic import atomic_write_text, sha256_file
+    from core.atomic import atomic_write_text, sha256_file
     from edge.classifier import Classifier
 
     preds = predictions(SHIPPED, resolve_data_dir(None))

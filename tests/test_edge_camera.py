@@ -19,7 +19,7 @@ import pytest
 
 from edge.camera import MAX_FAILED_READS, LoopStats, Roi, run_camera, run_loop
 from edge.classifier import Classifier
-from edge.classify import EXIT_BAD_INPUT, EXIT_OK, EXIT_USAGE, main
+from edge.classify import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, main
 from edge.overlay import gui_problem
 from edge.sources import FrameSource, open_source
 from tests.fixtures_common import logit_distance, synth_lesion
@@ -227,7 +227,8 @@ def test_window_without_gui_falls_back_to_headless(tiny_export, lesions, tmp_pat
     assert "not a medical device" in out.lower()
 
 
-def test_ctrl_c_quits_cleanly_with_a_summary(tiny_export, tmp_path):
+def test_ctrl_c_quits_cleanly_with_a_summary_and_exit_130(tiny_export, tmp_path):
+    # Ctrl-C exits 130 in camera/video mode as in file mode (it used to exit 0 here)
     # long enough (thousands of 256 px frames) that the run is still going when SIGINT lands
     video = _write_video(tmp_path / "long.avi", _frames(8, size=256) * 150, "MJPG")
     proc = subprocess.Popen(
@@ -245,7 +246,7 @@ def test_ctrl_c_quits_cleanly_with_a_summary(tiny_export, tmp_path):
             break
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
-    assert proc.returncode == EXIT_OK, err
+    assert proc.returncode == EXIT_INTERRUPTED == 130, err
     assert "Traceback" not in err and "interrupted (Ctrl-C)" in out
     doc = json.loads((tmp_path / "r.json").read_text())
     assert 0 < doc["summary"]["classified"] < 960 and "p90_ms" in doc["summary"]

@@ -34,7 +34,7 @@ from edge.classify import main
 args = json.loads(sys.argv[1])
 codes = [main(a) for a in args]
 top = {{n.split(".")[0] for n in sys.modules}}
-third = sorted(top - set(sys.stdlib_module_names) - {{"edge", "__main__"}})
+third = sorted(top - set(sys.stdlib_module_names) - {{"edge", "core", "__main__"}})
 print(json.dumps({{"codes": codes, "third_party": [t for t in third if not t.startswith("_")],
                   "forbidden": sorted(m for m in sys.modules
                                       if m.split(".")[0] in {forbidden!r})}}))
@@ -78,6 +78,35 @@ def test_runner_never_imports_tensorflow(tiny_export, media, tmp_path, model, ru
     doc = json.loads(out.read_text())
     assert doc["model"]["backend"] == ("litert" if runtime == "ai_edge_litert" else "onnxruntime")
     assert len(doc["predictions"]) == 4
+
+
+def test_a_copy_of_edge_and_core_runs_alone(tiny_export, media, tmp_path):
+    """The device case: copy ``edge/`` and ``core/`` (nothing else) and run the script."""
+    import os
+    import shutil
+
+    for pkg in ("edge", "core"):
+        shutil.copytree(ROOT / pkg, tmp_path / "pi" / pkg,
+                        ignore=shutil.ignore_patterns("__pycache__"))
+    for f in ("model_int8.tflite", "manifest.json"):
+        shutil.copy(tiny_export / f, tmp_path / "pi" / f)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    proc = subprocess.run([sys.executable, "-v", "edge/classify.py", "-m", "model_int8.tflite",
+                           str(media[0]), "-q", "--json", "r.json"], cwd=tmp_path / "pi",
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert len(json.loads((tmp_path / "pi" / "r.json").read_text())["predictions"]) == 4
+    # -v lists every module file loaded: none from this checkout (an editable install could)
+    assert f"{tmp_path}/pi/core/__init__.py" in proc.stderr
+    assert str(ROOT / "core") not in proc.stderr and str(ROOT / "edge") not in proc.stderr
+
+
+def test_core_needs_only_numpy():
+    """``core`` is shared by every stage, the device included: stdlib and numpy only."""
+    allowed = set(sys.stdlib_module_names) | {"numpy", "core"}
+    pattern = re.compile(r"^\s*(?:import|from)\s+([A-Za-z_][\w]*)", re.MULTILINE)
+    used = {m for p in (ROOT / "core").glob("*.py") for m in pattern.findall(p.read_text())}
+    assert used <= allowed, sorted(used - allowed)
 
 
 def test_edge_sources_have_no_training_imports():

@@ -46,7 +46,7 @@ def _runner(model: Path, inputs: list[str], out: Path) -> dict[str, dict]:
 
 
 def _metrics_match(preds: list[dict], labels: np.ndarray, parity: dict, manifest: Manifest):
-    from train.metrics import binary_metrics
+    from core.metrics import binary_metrics
 
     p = np.array([d["probability"] for d in preds])
     assert {d["threshold"] for d in preds} == {manifest.threshold}  # the file's own threshold

@@ -6,7 +6,7 @@ import pytest
 
 from edge.classifier import Classifier
 from export import evaluate_artifact as EA
-from train import metrics as M
+from core import metrics as M
 from train.data import list_samples
 
 

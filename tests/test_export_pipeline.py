@@ -10,7 +10,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from edge.atomic import sha256_file
+from core.atomic import sha256_file
 from edge.classifier import Classifier
 from edge.manifest import Manifest, find_manifest, read_embedded
 from edge.runtimes import open_runtime
@@ -20,7 +20,7 @@ from export.parity import (artifact_probabilities, check_artifact, compare,
 from export.pipeline import export_model
 from export.threshold import OperatingRule, choose
 from tests.fixtures_export import synthetic_arrays, tiny_operating_rule
-from train.metrics import apply_temperature, wilson_lower_bound
+from core.metrics import apply_temperature, wilson_lower_bound
 
 pytestmark = pytest.mark.slow
 

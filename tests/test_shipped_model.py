@@ -14,12 +14,12 @@ pytestmark = pytest.mark.skipif(not G.SHIPPED.is_file(), reason="no shipped mode
 @pytest.fixture(scope="module")
 def golden():
     if not G.GOLDEN.is_file():
-        pytest.fail(f"{G.GOLDEN} missing: run python -m tests.golden_shipped --write")
+        pytest.fail(f"{G.GOLDEN} missing: run make golden (python -m tests.golden_shipped --write)")
     return json.loads(G.GOLDEN.read_text())
 
 
 def test_shipped_model_is_the_recorded_one(golden):
-    from edge.atomic import sha256_file
+    from core.atomic import sha256_file
     from edge.manifest import find_manifest
 
     assert sha256_file(G.SHIPPED) == golden["sha256"]

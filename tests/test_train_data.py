@@ -100,3 +100,25 @@ def test_real_dataset_layout(real_data_dir):
     tr = D.list_samples(real_data_dir, "train")
     te = D.list_samples(real_data_dir, "test")
     assert len(tr) == 2636 and len(te) == 660 - 27
+
+
+def test_split_of_non_numeric_names_is_the_same_in_every_process(tmp_path):
+    """Python salts str hashes per process: a split keyed on hash(stem) changed run to run."""
+    import subprocess
+    import sys
+
+    for label in ("benign", "malignant"):
+        d = tmp_path / "train" / label
+        d.mkdir(parents=True)
+        for i in range(40):
+            cv2.imwrite(str(d / f"ISIC_{label[0]}{i:03d}x.png"), np.zeros((8, 8, 3), np.uint8))
+    code = ("import sys; from train import data as D; "
+            "t, v = D.split_train_val(D.list_samples(sys.argv[1], 'train'), 0.15, seed=0); "
+            "print(sorted(s.path.name for s in v))")
+    root = Path(__file__).resolve().parents[1]
+    outs = {subprocess.run([sys.executable, "-c", code, str(tmp_path)], cwd=root, check=True,
+                           capture_output=True, text=True,
+                           env={"PYTHONHASHSEED": str(seed), "PATH": ""}).stdout
+            for seed in (1, 2, 3)}
+    assert len(outs) == 1
+    assert D.Sample(Path("ISIC_0024306.jpg"), 0).number == 9821349  # zlib.crc32, fixed forever

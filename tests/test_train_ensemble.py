@@ -122,6 +122,13 @@ def test_cli_builds_evaluates_and_exports(member_runs, synthetic_dataset, capsys
     assert "not a medical device" in text.lower() and "Ensemble of 2 runs" in text
     assert str(member_runs / "m32") in text and "Wilson lower bound" in text
     assert "| ROC AUC |" in text and "ECE" in text
+    # every count is read from the data and the run, none typed (the card once said 2,636 / 633)
+    from train.data import list_samples
+
+    n_train = len(list_samples(synthetic_dataset, "train"))
+    assert f"{n_train:,} training images" in text and f"validation ({metrics['n_val']} images)" in text
+    assert f"same {report['n_test']} images" in text
+    assert "2,636" not in text and "633" not in text and "400 images" not in text
 
 
 def test_cli_refuses_members_with_different_validation_splits(member_runs, tmp_path, capsys):
@@ -198,7 +205,7 @@ def test_rank_ensembles_scores_every_mix_on_validation(member_runs, synthetic_da
                                                         capsys):
     from train import rank_ensembles as rank_cli
     from train.evaluation import evaluate_run
-    from train.metrics import roc_auc
+    from core.metrics import roc_auc
 
     runs = [str(member_runs / "m32"), str(member_runs / "m48")]
     out = tmp_path / "rank.json"

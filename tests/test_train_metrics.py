@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from train import metrics as M
+from core import metrics as M
 
 Y = np.array([0, 0, 0, 0, 1, 1, 1])
 P = np.array([0.1, 0.4, 0.35, 0.8, 0.7, 0.9, 0.3])

@@ -16,6 +16,7 @@ import math
 import os
 import random
 import sys
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,7 +56,9 @@ class Sample:
         try:
             return int(self.path.stem)
         except ValueError:
-            return abs(hash(self.path.stem)) % 10**9
+            # crc32, not hash(): str hashes are salted per process, which would make the
+            # "deterministic" split differ between runs for non-numeric file names.
+            return zlib.crc32(self.path.stem.encode("utf-8")) % 10**9
 
 
 def candidate_dirs(arg: str | Path | None) -> list[Path]:

@@ -17,23 +17,24 @@ import numpy as np
 
 from train.config import TrainConfig
 from train.data import Sample, load_arrays
+from train.run import RunDir
 
 class TeacherError(ValueError):
     """The teacher run is missing or does not share the student's validation split."""
 
 
 def check_teacher(cfg: TrainConfig) -> Path:
-    run = Path(cfg.teacher)
-    for f in ("model.keras", "config.json"):
-        if not (run / f).is_file():
-            raise TeacherError(f"teacher {run / f} not found; train or combine that run first")
-    t = TrainConfig.load(run / "config.json")
+    run = RunDir(cfg.teacher)
+    for f in (run.model_keras, run.config_json):
+        if not f.is_file():
+            raise TeacherError(f"teacher {f} not found; train or combine that run first")
+    t = run.load_config()
     # exclude_leaked only changes the test split, so it may differ from the student's
     diff = [k for k in cfg.split_differences(t) if k != "exclude_leaked"]
     if diff:
         raise TeacherError(f"teacher {run}: {', '.join(diff)} differ from the student's, so its "
                            "validation split differs; use the same --split-seed (or --seed) and --val-fraction")
-    return run
+    return run.path
 
 
 def teacher_probabilities(run: Path, samples: list[Sample], batch_size: int = 64) -> np.ndarray:
@@ -42,7 +43,7 @@ def teacher_probabilities(run: Path, samples: list[Sample], batch_size: int = 64
 
     from train.evaluation import predict
 
-    model = keras.models.load_model(run / "model.keras", compile=False)
+    model = keras.models.load_model(RunDir(run).model_keras, compile=False)
     x, _, _ = load_arrays(samples, int(model.input_shape[1]), verbose=False)
     return predict(model, x, batch_size)
 

@@ -15,12 +15,9 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from core import DISCLAIMER, first_line  # noqa: E402
 from train.data import DatasetNotFound  # noqa: E402
-
-
-def latest_run(root: Path = Path("runs")) -> Path | None:
-    runs = sorted(root.glob("*/model.keras"), key=lambda p: p.stat().st_mtime)
-    return runs[-1].parent if runs else None
+from train.run import RunDir  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,10 +39,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    run = Path(args.run) if args.run else latest_run()
-    if run is None or not (run / "model.keras").is_file() or not (run / "config.json").is_file():
-        print(f"error: {run or 'runs/'}: no model.keras + config.json; train first "
-              "(python train/train.py)", file=sys.stderr)
+    run = RunDir(args.run) if args.run else RunDir.latest()
+    if run is None or not run.is_trained():
+        where = run.model_keras if run else "runs/"
+        print(f"error: {where}: no trained model here; train first (python train/train.py)",
+              file=sys.stderr)
         return 2
     import keras
 
@@ -53,13 +51,13 @@ def main(argv: list[str] | None = None) -> int:
     from train.report import write_report
 
     try:
-        model = keras.models.load_model(run / "model.keras", compile=False)
+        model = keras.models.load_model(run.model_keras, compile=False)
     except Exception as e:  # corrupt or truncated file
-        print(f"error: {run / 'model.keras'}: cannot load ({str(e).splitlines()[0][:120]}); "
+        print(f"error: {run.model_keras}: cannot load ({first_line(e, 120)}); "
               "re-train or restore the file", file=sys.stderr)
         return 2
     try:
-        ev = evaluate_run(run, args.data, args.target_sensitivity, args.bootstrap, args.tta, model,
+        ev = evaluate_run(run.path, args.data, args.target_sensitivity, args.bootstrap, args.tta, model,
                           args.threshold_confidence)
     except (DatasetNotFound, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
@@ -71,9 +69,9 @@ def main(argv: list[str] | None = None) -> int:
     print(metrics_table(m))
     print(f"\nthreshold {m['threshold']:.4f} ({m['threshold_rule']}); "
           f"ECE {m['calibration']['ece_raw']:.4f} -> {m['calibration']['ece_calibrated']:.4f}")
-    print("Research and education tool, not a medical device.")
-    print(f"wrote {report} and {report.with_name('metrics.json')}")
-    print(f"next: python export/convert.py --model {run / 'model.keras'}")
+    print(DISCLAIMER)
+    print(f"wrote {report} and {RunDir(report.parent).metrics_json}")
+    print(f"next: python export/convert.py --run {run}")
     return 0
 
 

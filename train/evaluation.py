@@ -15,10 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from train import metrics as M
-from train.config import TrainConfig
+from core import metrics as M
 from train.data import (CLASSES, list_samples, load_arrays, readable, resolve_data_dir,
                         split_train_val)
+from train.run import RunDir
 
 
 @dataclass
@@ -62,10 +62,10 @@ def evaluate_run(run_dir: str | Path, data: str | None = None, target_sensitivit
                  threshold_confidence: float = 0.95) -> Evaluation:
     import keras
 
-    run_dir = Path(run_dir)
-    cfg = TrainConfig.load(run_dir / "config.json")
+    run = RunDir(run_dir)
+    cfg = run.load_config()
     data_dir = resolve_data_dir(data or cfg.data or None)
-    model = model or keras.models.load_model(run_dir / "model.keras", compile=False)
+    model = model or keras.models.load_model(run.model_keras, compile=False)
     size = int(model.input_shape[1])
 
     _, val_samples = split_train_val(list_samples(data_dir, "train"), cfg.val_fraction,
@@ -110,4 +110,4 @@ def evaluate_run(run_dir: str | Path, data: str | None = None, target_sensitivit
     }
     dedup = SplitPredictions(test.x[keep], yd, test.p[keep],
                              [f for f, k in zip(test.files, keep) if k])
-    return Evaluation(run_dir, metrics, val, dedup)
+    return Evaluation(run.path, metrics, val, dedup)

@@ -14,8 +14,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from edge.atomic import atomic_path  # noqa: E402
-from train import metrics as M  # noqa: E402
+from core.atomic import atomic_path  # noqa: E402
+from core import metrics as M  # noqa: E402
 
 
 def _save(fig, path: Path) -> Path:

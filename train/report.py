@@ -5,17 +5,17 @@ Example:
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
-from edge.atomic import atomic_write_text
+import core
+from core.atomic import atomic_write_text
 from edge.manifest import TRAINED_ON
 from train import plots
+from train.run import RunDir
 
-DISCLAIMER = ("**Research and education tool, not a medical device.** It does not diagnose; "
-              "a clinician must examine any lesion of concern.")
+DISCLAIMER = f"**{core.DISCLAIMER}**"
 ROWS = (("accuracy", "Accuracy"), ("sensitivity", "Sensitivity (recall)"),
         ("specificity", "Specificity"), ("precision", "Precision"), ("f1", "F1"),
         ("balanced_accuracy", "Balanced accuracy"), ("roc_auc", "ROC AUC"), ("pr_auc", "PR AUC"))
@@ -34,12 +34,12 @@ def metrics_table(m: dict) -> str:
 
 
 def write_report(ev, out_dir: Path | None = None, n_gradcam: int = 6, model=None) -> Path:
-    """Plots + metrics.json + report.md into ``out_dir`` (default: the run folder)."""
+    """Plots, the metrics and the report into ``out_dir`` (default: the run folder)."""
     out = Path(out_dir or ev.run_dir)
     out.mkdir(parents=True, exist_ok=True)
     m, test = ev.metrics, ev.test
     labels = m["labels"]
-    from train.metrics import apply_temperature
+    from core.metrics import apply_temperature
 
     p_cal = apply_temperature(test.p, m["temperature"])
     thr = m["threshold"]
@@ -57,7 +57,7 @@ def write_report(ev, out_dir: Path | None = None, n_gradcam: int = 6, model=None
         heat = gradcam(model, test.x[idx])
         plots.plot_gradcam(test.x[idx], heat, test.y[idx], p_cal[idx], labels, out / "gradcam.png")
         figs.append("gradcam")
-    atomic_write_text(out / "metrics.json", json.dumps(m, indent=2))
+    RunDir(out).write_json(RunDir(out).metrics_json, m)
     c, cal, full = m["test"], m["calibration"], m["test_full"]
     md = [
         f"# Evaluation report: {m['run_id']} ({m['model']}, {m['image_size']} px)", "",
@@ -78,4 +78,4 @@ def write_report(ev, out_dir: Path | None = None, n_gradcam: int = 6, model=None
         *[f"![{f}]({f}.png)" for f in figs], "",
         "Reproduce: `python train/evaluate.py --run " + str(ev.run_dir) + "`", "",
     ]
-    return atomic_write_text(out / "report.md", "\n".join(md))
+    return atomic_write_text(RunDir(out).report_md, "\n".join(md))

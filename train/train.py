@@ -16,9 +16,10 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from edge.helpformat import DefaultsHelp  # noqa: E402
+from core.helpformat import DefaultsHelp  # noqa: E402
 from train.config import MODELS, SCHEDULES, TrainConfig  # noqa: E402
 from train.data import DATA_ENV, DatasetNotFound  # noqa: E402
+from train.run import RunDir  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -82,14 +83,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: --image-size {args.image_size} is outside 32..512", file=sys.stderr)
         return 2
     out = args.out or f"runs/{args.model}-{args.image_size}"
+    run = RunDir(out)
     if args.resume:
-        cfg_path = Path(out) / "config.json"
-        if not cfg_path.is_file():
-            print(f"error: {cfg_path} not found; nothing to resume (drop --resume)", file=sys.stderr)
+        if not run.config_json.is_file():
+            print(f"error: {run.config_json} not found; nothing to resume (drop --resume)",
+                  file=sys.stderr)
             return 2
-        cfg = TrainConfig.load(cfg_path)
+        cfg = run.load_config()
     else:
-        if (Path(out) / "model.keras").exists() or (Path(out) / "backup").exists():
+        if run.started():
             print(f"error: {out} already holds a run; use --resume or a new --out", file=sys.stderr)
             return 2
         keys = set(vars(TrainConfig()))

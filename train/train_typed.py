@@ -69,6 +69,7 @@ def run(args) -> dict:
     from train.cached_train import pooled, train_head, train_top
     from train.featcache import BackboneSpec, activations, build_backbone
     from train.sources import gather
+    from train.run import RunDir
     from train.typed_head import balanced_weights, type_masks
 
     t0 = time.time()
@@ -85,7 +86,7 @@ def run(args) -> dict:
 
         Path(args.out).mkdir(parents=True, exist_ok=True)
         res = loso(g, f_train, f_val, None, args)
-        Path(args.out, "loso.json").write_text(json.dumps(res, indent=2))
+        RunDir(args.out).write_json(RunDir(args.out).loso_json, res)
         return {"loso": res}
     masks, weights = type_masks(g["train"]), balanced_weights(g["train"])
     head, res = train_head(f_train, masks, weights, f_val, _val_tuple(g["val"]),
@@ -103,7 +104,7 @@ def run(args) -> dict:
         from train.typed_run import loso
 
         summary["loso"] = loso(g, f_train, f_val, None, args)
-        Path(args.out, "loso.json").write_text(json.dumps(summary["loso"], indent=2))
+        RunDir(args.out).write_json(RunDir(args.out).loso_json, summary["loso"])
     return summary
 
 

@@ -1,15 +1,15 @@
 """Training loop: phases (frozen head, then fine-tuning), callbacks, resume, run folder.
 
-Writes into ``cfg.out``: ``model.keras`` (best validation AUC), ``config.json``,
-``history.csv``, ``curves.png``, ``train_summary.json``; ``backup/`` holds the state that
-``--resume`` continues from after an interruption.
+Writes the run folder ``cfg.out`` (``train.run.RunDir``: the model with the best validation
+AUC, config, history, curves, summary, and the resume state ``--resume`` continues from after
+an interruption).
 
 Example:
     >>> result = train(TrainConfig(model="seed_cnn", epochs=1, out="runs/x"))   # doctest: +SKIP
 """
 from __future__ import annotations
 
-import json
+import os
 import platform
 import time
 from dataclasses import dataclass
@@ -17,10 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.atomic import atomic_path, atomic_write_text
+from core.atomic import atomic_path
 from train.config import TrainConfig
 from train.data import (class_weights, list_samples, load_arrays, make_dataset, readable,
                         resolve_data_dir, split_train_val)
+from train.run import RunDir
 
 
 @dataclass
@@ -84,22 +85,22 @@ def _best_so_far(history_csv: Path) -> float | None:
     return max(vals) if vals else None
 
 
-def train(cfg: TrainConfig, resume: bool = False, verbose: int = 1) -> TrainResult:
-    """Train ``cfg.model`` on ``cfg.data``; returns where the best model was saved."""
-    import keras
-    import tensorflow as tf
+@dataclass
+class _Data:
+    """The decoded training and validation arrays of one run."""
 
-    from train.models import augmentation, build_model, unfreeze_top
+    x_tr: np.ndarray
+    y_tr: np.ndarray
+    x_va: np.ndarray
+    y_va: np.ndarray
+    targets: np.ndarray  # y_tr, or soft targets when distilling
+    weights: np.ndarray | None  # per-sample loss weights (distillation), else None
+    class_weight: dict[int, float] | None
+    skipped: list[str]
 
-    run = Path(cfg.out)
-    run.mkdir(parents=True, exist_ok=True)
-    cfg.data = str(resolve_data_dir(cfg.data or None))
-    cfg.run_id = cfg.run_id or run.name
-    keras.utils.set_random_seed(cfg.seed)
-    if cfg.deterministic:
-        tf.config.experimental.enable_op_determinism()
-    cfg.save(run / "config.json")
 
+def _load_data(cfg: TrainConfig) -> _Data:
+    """Split, decode and weight the training data (bad files reported and skipped)."""
     samples = list_samples(cfg.data, "train")
     if not samples:
         raise FileNotFoundError(f"{cfg.data}: no training images found under train/benign, "
@@ -119,17 +120,44 @@ def train(cfg: TrainConfig, resume: bool = False, verbose: int = 1) -> TrainResu
         cw = None
         print(f"distillation: teacher {cfg.teacher}, weight {cfg.distill_weight:g} (training "
               "acc/auc are scored against soft targets; watch val_auc)")
-    ds_tr = make_dataset(x_tr, targets, cfg.batch_size, True, cfg.seed, augmentation(cfg.seed),
-                         weights)
-    ds_va = make_dataset(x_va, y_va, cfg.batch_size)
+    return _Data(x_tr, y_tr, x_va, y_va, targets, weights, cw, bad_tr + bad_va)
 
-    with _strategy(cfg.strategy).scope():
-        model = build_model(cfg.model, cfg.image_size, cfg.alpha, cfg.weights, cfg.dropout)
-    best_path = run / "best.weights.h5"
-    steps = int(np.ceil(len(y_tr) / cfg.batch_size))
-    t0, start_epoch = time.time(), 0
+
+def _callbacks(cfg: TrainConfig, run: RunDir, phase: str, best: float | None) -> list:
+    """Backup (resume), EMA swap, best-model checkpoint, LR schedule, CSV history."""
+    import keras
+
+    # Order matters: the backup holds the raw weights, then (with --ema) the averaged
+    # weights are swapped in for validation and the best-model checkpoint.
+    callbacks = [keras.callbacks.BackupAndRestore(str(run.backup_dir / phase))]
+    if cfg.ema:
+        callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
+    callbacks.append(keras.callbacks.ModelCheckpoint(
+        str(run.best_weights), monitor="val_auc", mode="max", save_best_only=True,
+        save_weights_only=True, initial_value_threshold=best))
+    if cfg.schedule == "plateau":
+        callbacks += [
+            keras.callbacks.EarlyStopping(monitor="val_auc", mode="max", patience=cfg.patience),
+            keras.callbacks.ReduceLROnPlateau(monitor="val_auc", mode="max", factor=0.5,
+                                              patience=max(1, cfg.patience // 2), min_lr=1e-6)]
+    else:
+        callbacks.append(_log_learning_rate())
+    callbacks.append(keras.callbacks.CSVLogger(str(run.history_csv), append=True))
+    return callbacks
+
+
+def _fit_phases(cfg: TrainConfig, run: RunDir, model, data: _Data, resume: bool,
+                verbose: int) -> None:
+    """Each phase (head, then fine-tune) from the best weights so far; resumable."""
+    from train.models import augmentation, unfreeze_top
+
+    ds_tr = make_dataset(data.x_tr, data.targets, cfg.batch_size, True, cfg.seed,
+                         augmentation(cfg.seed), data.weights)
+    ds_va = make_dataset(data.x_va, data.y_va, cfg.batch_size)
+    steps = int(np.ceil(len(data.y_tr) / cfg.batch_size))
+    start_epoch = 0
     for name, epochs, lr in cfg.phases():
-        done_marker = run / "backup" / f"{name}.done"
+        done_marker = run.backup_dir / f"{name}.done"
         if name == "finetune":
             unfreeze_top(model, cfg.fine_tune_layers)
         with _strategy(cfg.strategy).scope():
@@ -141,51 +169,60 @@ def train(cfg: TrainConfig, resume: bool = False, verbose: int = 1) -> TrainResu
         if epochs <= 0:
             continue
         print(f"phase '{name}': {epochs} epoch(s) at lr {lr:g}")
-        best = _best_so_far(run / "history.csv") if resume or start_epoch else None
-        # Order matters: the backup holds the raw weights, then (with --ema) the averaged
-        # weights are swapped in for validation and the best-model checkpoint.
-        callbacks = [keras.callbacks.BackupAndRestore(str(run / "backup" / name))]
-        if cfg.ema:
-            callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
-        callbacks.append(keras.callbacks.ModelCheckpoint(
-            str(best_path), monitor="val_auc", mode="max", save_best_only=True,
-            save_weights_only=True, initial_value_threshold=best))
-        if cfg.schedule == "plateau":
-            callbacks += [
-                keras.callbacks.EarlyStopping(monitor="val_auc", mode="max",
-                                              patience=cfg.patience),
-                keras.callbacks.ReduceLROnPlateau(monitor="val_auc", mode="max", factor=0.5,
-                                                  patience=max(1, cfg.patience // 2),
-                                                  min_lr=1e-6)]
-        else:
-            callbacks.append(_log_learning_rate())
-        callbacks.append(keras.callbacks.CSVLogger(str(run / "history.csv"), append=True))
+        best = _best_so_far(run.history_csv) if resume or start_epoch else None
         model.fit(ds_tr, validation_data=ds_va, epochs=start_epoch + epochs,
-                  initial_epoch=start_epoch, class_weight=cw, callbacks=callbacks,
-                  verbose=verbose)
-        if best_path.exists():  # continue the next phase from the best weights so far
-            model.load_weights(best_path)
+                  initial_epoch=start_epoch, class_weight=data.class_weight,
+                  callbacks=_callbacks(cfg, run, name, best), verbose=verbose)
+        if run.best_weights.exists():  # continue the next phase from the best weights so far
+            model.load_weights(run.best_weights)
         done_marker.parent.mkdir(parents=True, exist_ok=True)
         done_marker.touch()
         start_epoch += epochs
-    seconds = time.time() - t0
 
-    if best_path.exists():
-        model.load_weights(best_path)
-    model_path = run / "model.keras"
-    with atomic_path(model_path, suffix=".keras") as tmp:
+
+def _save(cfg: TrainConfig, run: RunDir, model, data: _Data, seconds: float) -> TrainResult:
+    """Best weights -> ``model.keras``; the summary and the curves beside it."""
+    import keras
+    import tensorflow as tf
+
+    if run.best_weights.exists():
+        model.load_weights(run.best_weights)
+    with atomic_path(run.model_keras, suffix=".keras") as tmp:
         model.save(tmp)
-    best_auc = _best_so_far(run / "history.csv") or float("nan")
-    summary = {"run_id": cfg.run_id, "best_val_auc": best_auc, "train_seconds": round(seconds, 1),
-               "n_train": int(len(y_tr)), "n_val": int(len(y_va)),
-               "skipped_files": bad_tr + bad_va, "params": int(model.count_params()),
-               "machine": f"{platform.processor() or platform.machine()}, "
-                          f"{__import__('os').cpu_count()} cores",
-               "versions": {"tensorflow": tf.__version__, "keras": keras.__version__,
-                            "numpy": np.__version__}}
-    atomic_write_text(run / "train_summary.json", json.dumps(summary, indent=2))
+    best_auc = _best_so_far(run.history_csv) or float("nan")
+    run.write_json(run.summary_json, {
+        "run_id": cfg.run_id, "best_val_auc": best_auc, "train_seconds": round(seconds, 1),
+        "n_train": int(len(data.y_tr)), "n_val": int(len(data.y_va)),
+        "skipped_files": data.skipped, "params": int(model.count_params()),
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+        "versions": {"tensorflow": tf.__version__, "keras": keras.__version__,
+                     "numpy": np.__version__}})
     from train.plots import plot_history
 
-    plot_history(run / "history.csv", run / "curves.png")
-    n_epochs = sum(1 for _ in open(run / "history.csv")) - 1
-    return TrainResult(run, model_path, best_auc, seconds, n_epochs)
+    plot_history(run.history_csv, run.curves_png)
+    with open(run.history_csv) as f:
+        n_epochs = sum(1 for _ in f) - 1
+    return TrainResult(run.path, run.model_keras, best_auc, seconds, n_epochs)
+
+
+def train(cfg: TrainConfig, resume: bool = False, verbose: int = 1) -> TrainResult:
+    """Train ``cfg.model`` on ``cfg.data``; returns where the best model was saved."""
+    import keras
+    import tensorflow as tf
+
+    from train.models import build_model
+
+    run = RunDir(cfg.out)
+    run.path.mkdir(parents=True, exist_ok=True)
+    cfg.data = str(resolve_data_dir(cfg.data or None))
+    cfg.run_id = cfg.run_id or run.path.name
+    keras.utils.set_random_seed(cfg.seed)
+    if cfg.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    cfg.save(run.config_json)
+    data = _load_data(cfg)
+    with _strategy(cfg.strategy).scope():
+        model = build_model(cfg.model, cfg.image_size, cfg.alpha, cfg.weights, cfg.dropout)
+    t0 = time.time()
+    _fit_phases(cfg, run, model, data, resume, verbose)
+    return _save(cfg, run, model, data, time.time() - t0)

@@ -19,7 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
+from core.atomic import atomic_write_text
 from train import metrics as M
+from train.run import RunDir
 from train.source_eval import mel_vs_nv_auc, per_source, per_type, table
 from train.sources import DX_CLASSES, DX_NAMES, MALIGNANT_DX
 
@@ -61,46 +63,61 @@ def _split_report(items, out, thr_fields) -> dict:
 
 
 def save_run(out: Path, args, g: dict, base, head, res, spec, extra: dict) -> dict:
+    """Assemble the exportable typed model from backbone and head, save and evaluate it."""
     from train.typed_head import full_model
 
-    out.mkdir(parents=True, exist_ok=True)
     model = full_model(base, head, spec.size)
-    model.save(out / "model.keras")
-    val = predict_items(model, g["val"], spec.size, spec.color_constancy)
-    test = predict_items(model, g["test"], spec.size, spec.color_constancy)
+    cfg = {"model": "typed_mobilenetv2", "alpha": spec.alpha, "views": args.views,
+           "backbone": asdict(spec), "head_epochs": args.head_epochs,
+           "top_epochs": args.top_epochs, "top_lr": args.top_lr}
+    metrics = write_run(out, model, g, spec.size, spec.color_constancy, cfg, args.seed,
+                        args.val_fraction, res.history)
+    metrics.update({"best_epoch": res.best_epoch, "best_val_mean_auc": res.best_score,
+                    "seconds": {**res.seconds,
+                                **{k: v for k, v in extra.items() if k != "bad_files"}}})
+    RunDir(out).write_json(RunDir(out).metrics_json, metrics)
+    return metrics
+
+
+def write_run(out: Path, model, g: dict, size: int, cc: str, cfg: dict, seed: int = 0,
+              val_fraction: float = 0.15, history: list[dict] | None = None) -> dict:
+    """Save ``model`` as a run folder and evaluate it on every source's validation images
+    (temperature, threshold) and on the primary test split (once)."""
+    run = RunDir(out)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save(run.model_keras)
+    val = predict_items(model, g["val"], size, cc)
+    test = predict_items(model, g["test"], size, cc)
     y_val = np.array([i.label for i in g["val"] if str(i.path) in set(val[1])])
     fields = threshold_fields(y_val, val[0][:, 0])
     rep_val, rep_test = _split_report(g["val"], val, fields), _split_report(g["test"], test, fields)
     yt = np.array([i.label for i in g["test"] if str(i.path) in set(test[1])])
     pt = M.apply_temperature(test[0][:, 0], fields["temperature"])
     test_m = M.binary_metrics(yt, pt, fields["threshold"])
-    test_m["ci95"] = M.bootstrap_ci(yt, pt, fields["threshold"], 1000, args.seed)
-    cfg = {"model": "typed_mobilenetv2", "alpha": spec.alpha, "image_size": spec.size,
-           "val_fraction": args.val_fraction, "seed": args.seed, "split_seed": -1,
+    test_m["ci95"] = M.bootstrap_ci(yt, pt, fields["threshold"], 1000, seed)
+    cfg = {"image_size": size, "val_fraction": val_fraction, "seed": seed, "split_seed": -1,
            "exclude_leaked": True, "run_id": out.name, "data": g["dirs"][0],
-           "data_sources": g["dirs"],
-           "sources": sorted({i.source for i in g["train"]}), "views": args.views,
-           "color_constancy": spec.color_constancy, "backbone": asdict(spec),
-           "head_epochs": args.head_epochs, "top_epochs": args.top_epochs, "top_lr": args.top_lr,
-           "classes": list(DX_CLASSES), "class_names": DX_NAMES,
-           "malignant_classes": list(MALIGNANT_DX)}
-    (out / "config.json").write_text(json.dumps(cfg, indent=2))
-    metrics = {**fields, "run_id": out.name, "model": cfg["model"], "image_size": spec.size,
+           "data_sources": g["dirs"], "sources": sorted({i.source for i in g["train"]}),
+           "color_constancy": cc, "classes": list(DX_CLASSES), "class_names": DX_NAMES,
+           "malignant_classes": list(MALIGNANT_DX), "params": int(model.count_params()), **cfg}
+    run.write_json(run.config_json, cfg)
+    metrics = {**fields, "run_id": out.name, "model": cfg["model"], "image_size": size,
                "n_val": rep_val["n"], "n_test": int(len(yt)), "test": test_m,
                "val": rep_val["overall"], "val_report": rep_val, "test_report": rep_test,
-               "best_epoch": res.best_epoch, "best_val_mean_auc": res.best_score,
-               "seconds": {**res.seconds, **{k: v for k, v in extra.items() if k != "bad_files"}},
+               "val_mean_source_auc": float(np.mean([r["roc_auc"] for r in
+                                                     rep_val["per_source"].values()
+                                                     if "roc_auc" in r])),
                "labels": ["benign", "malignant"]}
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    np.savez(out / "predictions.npz", val=val[0], val_files=val[1], test=test[0],
+    run.write_json(run.metrics_json, metrics)
+    np.savez(run.predictions_npz, val=val[0], val_files=val[1], test=test[0],
              test_files=test[1])
-    _write_history(out / "history.csv", res.history)
-    (out / "report.md").write_text(report_md(metrics))
+    _write_history(run.history_csv, history or [])
+    atomic_write_text(run.report_md, report_md(metrics))
     return metrics
 
 
 def _write_history(path: Path, rows: list[dict]) -> None:
-    keys = sorted({k for r in rows for k in r})
+    keys = sorted({k for r in rows for k in r}) or ["epoch"]
     with open(path, "w", newline="") as f:
         w = csv.DictWriter(f, keys)
         w.writeheader()

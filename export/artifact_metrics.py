@@ -1,0 +1,43 @@
+"""Metrics of an exported artifact on the leak-free test split, computed with the edge runner.
+
+Needs no TensorFlow and no training run: the manifest beside (or inside) the model gives the
+preprocessing, threshold and temperature. ``export/evaluate_artifact.py`` prints them;
+``export/model_card.py`` puts them in MODEL_CARD.md.
+
+Example:
+    >>> m = artifact_metrics(Path("models/model_int8.tflite"), Path("data"))  # doctest: +SKIP
+    >>> ci_rows({"accuracy": 0.9, "ci95": {"accuracy": (0.85, 0.94)}}, keys=("accuracy",))
+    ['| Accuracy | 0.900 | 0.850-0.940 |']
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from core import metrics as M
+
+NAMES = {"accuracy": "Accuracy", "sensitivity": "Sensitivity", "specificity": "Specificity",
+         "precision": "Precision", "f1": "F1", "balanced_accuracy": "Balanced accuracy",
+         "roc_auc": "ROC AUC", "pr_auc": "PR AUC"}
+
+
+def artifact_metrics(model: Path, data_dir: Path, n_boot: int = 1000) -> dict:
+    """Metrics (with bootstrap 95% CIs and ECE) at the manifest's threshold."""
+    from edge.classifier import Classifier
+    from train.data import list_samples, load_arrays
+
+    clf = Classifier(model)
+    samples = list_samples(data_dir, "test", exclude_leaked=True)
+    x, y, _ = load_arrays(samples, clf.manifest.input_height, verbose=False)
+    p = np.array([clf.manifest.calibrate(clf.raw_probability(clf.prepare(img))) for img in x])
+    m = M.binary_metrics(y, p, clf.manifest.threshold)
+    m["ci95"] = M.bootstrap_ci(y, p, clf.manifest.threshold, n_boot)
+    m["ece"] = M.expected_calibration_error(y, p)
+    return m
+
+
+def ci_rows(m: dict, keys=tuple(NAMES)) -> list[str]:
+    """Markdown rows ``| metric | value | lo-hi |`` for ``keys`` of a metrics dict with ``ci95``."""
+    return [f"| {NAMES[k]} | {m[k]:.3f} | {m['ci95'][k][0]:.3f}-{m['ci95'][k][1]:.3f} |"
+            for k in keys]
