@@ -1,0 +1,141 @@
+// The page: file picker, drag-and-drop and camera -> Classifier -> result panel.
+// Test hooks on window.skinlesion: ready (Promise), classifyImageData(imageData, source),
+// captureFrame() (the current camera frame), results (every file result), last (latest).
+
+import { Classifier } from "./classifier.js";
+import { rgbaToRgb } from "./preprocess.js";
+
+const $ = (id) => document.getElementById(id);
+const api = { results: [], last: null, classifier: null };
+window.skinlesion = api;
+const params = new URLSearchParams(location.search);
+
+function show(r, fps) {
+  const m = api.classifier.manifest;
+  $("label").textContent = r.label;
+  $("label").className = r.status === "ok" ? r.label : "other";
+  $("prob").textContent = r.probability == null ? "–"
+    : `p(${m.labels[m.positive_index ?? 1]}) = ${r.probability.toFixed(3)} (threshold ${m.threshold.toFixed(3)})`;
+  $("type").textContent = r.lesionType
+    ? `most likely type: ${r.lesionTypeName} (${r.lesionTypeProbability.toFixed(2)})` : "";
+  $("fps").textContent = fps ? `${fps.toFixed(1)} FPS, ${r.ms.toFixed(0)} ms` : `${r.ms.toFixed(0)} ms`;
+}
+
+function publish(r) {
+  const { fitted, ...rest } = r;
+  api.last = rest;
+  return rest;
+}
+
+/** Classify canvas ImageData (RGBA); the result without the fitted pixels. */
+api.classifyImageData = async (imageData, source = "<image>") =>
+  publish(await api.classifier.classifyRgb(
+    rgbaToRgb(imageData.data, imageData.width, imageData.height), source));
+
+function pixels(source, w, h) {
+  const c = new OffscreenCanvas(w, h);
+  const ctx = c.getContext("2d", { willReadFrequently: true });
+  ctx.drawImage(source, 0, 0);
+  return ctx.getImageData(0, 0, w, h);
+}
+
+async function classifyFile(file) {
+  try {
+    // no colour management and EXIF orientation applied, as edge/images.py decodes
+    const bmp = await createImageBitmap(file, { imageOrientation: "from-image",
+      colorSpaceConversion: "none", premultiplyAlpha: "none" });
+    $("preview").getContext("2d").drawImage(bmp, 0, 0, 224, 224);
+    const r = await api.classifyImageData(pixels(bmp, bmp.width, bmp.height), file.name);
+    bmp.close();
+    show(r);
+    return r;
+  } catch (e) {
+    const r = { source: file.name, status: "error", label: `${file.name}: cannot decode (${e.message}); use a JPEG or PNG image` };
+    $("label").textContent = r.label;
+    return r;
+  }
+}
+
+async function classifyFiles(files) {
+  $("camera").hidden = true;
+  for (const f of files) api.results.push(await classifyFile(f));
+  api.batchDone = (api.batchDone || 0) + 1;
+}
+
+// ---------------------------------------------------------------- camera
+let stream = null, fps = 0;
+api.captureFrame = async () => {
+  const v = $("video");
+  const r = await api.classifier.classifyRgb(
+    rgbaToRgb(pixels(v, v.videoWidth, v.videoHeight).data, v.videoWidth, v.videoHeight), "camera");
+  const f = r.fitted, rest = publish(r);
+  let s = "";
+  for (let i = 0; i < f.data.length; i += 8192) s += String.fromCharCode(...f.data.subarray(i, i + 8192));
+  return { ...rest, frameWidth: v.videoWidth, frameHeight: v.videoHeight, fittedB64: btoa(s) };
+};
+
+async function cameraLoop() {
+  const v = $("video");
+  let last = performance.now();
+  while (stream) {
+    if (v.readyState >= 2 && v.videoWidth) {
+      const r = publish(await api.classifier.classifyRgb(
+        rgbaToRgb(pixels(v, v.videoWidth, v.videoHeight).data, v.videoWidth, v.videoHeight), "camera"));
+      const now = performance.now();
+      fps = fps ? 0.9 * fps + 0.1 * (1000 / (now - last)) : 1000 / (now - last);
+      last = now;
+      api.fps = fps;
+      show(r, fps);
+    }
+    await new Promise((res) => requestAnimationFrame(res));
+  }
+}
+
+async function startCamera() {
+  if (stream) { stream.getTracks().forEach((t) => t.stop()); stream = null; $("cam").textContent = "Start camera"; return; }
+  try {
+    stream = await navigator.mediaDevices.getUserMedia(
+      { video: { facingMode: { ideal: "environment" }, width: { ideal: 1280 }, height: { ideal: 720 } }, audio: false });
+  } catch (e) {
+    $("label").textContent = `camera unavailable (${e.name}): open the page over HTTPS or localhost and allow the camera`;
+    return;
+  }
+  $("camera").hidden = false;
+  $("video").srcObject = stream;
+  await $("video").play();
+  $("cam").textContent = "Stop camera";
+  api.cameraOn = true;
+  cameraLoop();
+}
+
+// ---------------------------------------------------------------- start-up
+async function main() {
+  const m0 = await (await fetch("manifest.json")).json();
+  $("disclaimer").textContent = m0.disclaimer;
+  $("trained").textContent = `Trained on: ${m0.trained_on}`;
+  const model = document.body.dataset.model;
+  api.classifier = await Classifier.load(model, "manifest.json", { threads: Number(params.get("threads") || 0) });
+  const m = api.classifier.manifest;
+  $("status").textContent = `${model} · onnxruntime-web wasm, ${api.classifier.threads} thread(s)` +
+    ` · threshold ${m.threshold.toFixed(3)} · T ${(m.temperature || 1).toFixed(3)}` +
+    (m.guard ? " · guard on" : "") + (m.quality && m.quality.enabled ? " · quality gate on" : "");
+  $("file").addEventListener("change", (e) => classifyFiles([...e.target.files]));
+  $("cam").addEventListener("click", startCamera);
+  document.addEventListener("dragover", (e) => { e.preventDefault(); document.body.classList.add("drag"); });
+  document.addEventListener("dragleave", () => document.body.classList.remove("drag"));
+  document.addEventListener("drop", (e) => {
+    e.preventDefault();
+    document.body.classList.remove("drag");
+    classifyFiles([...e.dataTransfer.files]);
+  });
+  $("cam").disabled = $("file").disabled = false;
+  if ("serviceWorker" in navigator && !params.has("nosw")) {
+    await navigator.serviceWorker.register("sw.js");
+    await navigator.serviceWorker.ready;
+  }
+}
+
+api.ready = main().catch((e) => {
+  $("label").textContent = `cannot start: ${e.message}`;
+  throw e;
+});
