@@ -144,14 +144,15 @@ export function fitToInput(img, height, width) {
   return shrink ? resizeArea(sq, width, height) : resizeLinear(sq, width, height);
 }
 
-/** Shades of Gray colour constancy, as edge.preprocess.shades_of_gray defines it (p = 6). */
+/** Shades of Gray colour constancy, as edge.preprocess.shades_of_gray defines it (p = 6).
+ *  float32 throughout, summed in pixel order as numpy's mean over axis 0 does. */
 export function shadesOfGray(img, p = 6) {
   const n = img.width * img.height, acc = [0, 0, 0];
   for (let i = 0; i < n * 3; i += 3) {
-    for (let c = 0; c < 3; c++) acc[c] += Math.pow(f32(img.data[i + c] / 255), p);
+    for (let c = 0; c < 3; c++) acc[c] = f32(acc[c] + f32(Math.pow(f32(img.data[i + c] / 255), p)));
   }
-  const e = acc.map((a) => f32(f32(Math.pow(f32(a / n), 1 / p)) * 255));
-  const mean = f32((e[0] + e[1] + e[2]) / 3);
+  const e = acc.map((a) => f32(f32(Math.pow(f32(a / n), f32(1 / p))) * 255));
+  const mean = f32(f32(f32(e[0] + e[1]) + e[2]) / 3);
   const gain = e.map((v) => (v > 0 ? f32(mean / Math.max(v, 1e-12)) : 1));
   const out = new Uint8Array(img.data.length);
   for (let i = 0; i < out.length; i++) out[i] = sat(f32(img.data[i] * gain[i % 3]));
