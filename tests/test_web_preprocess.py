@@ -113,7 +113,7 @@ def reference_quality(rgb: np.ndarray) -> dict:
          + np.float32(0.114) * rgb[..., 2]).astype(np.float32)
     lap = y[:-2, 1:-1] + y[2:, 1:-1] + y[1:-1, :-2] + y[1:-1, 2:] - 4 * y[1:-1, 1:-1]
     return {"brightness": float(y.mean(dtype=np.float64)), "median": float(np.median(y)),
-            "sharpness": float(lap.var(dtype=np.float64))}
+            "sharpness": float(lap.var(dtype=np.float64)), "luma": y}
 
 
 def test_quality_gate_measurements_and_reasons(tmp_path, real_images):

@@ -16,7 +16,7 @@ function show(r, fps) {
   $("label").className = r.status === "ok" ? r.label : "other";
   $("prob").textContent = r.probability == null ? "–"
     : `p(${m.labels[m.positive_index ?? 1]}) = ${r.probability.toFixed(3)} (threshold ${m.threshold.toFixed(3)})`;
-  $("type").textContent = r.lesionType
+  $("type").textContent = r.status === "ok" && r.lesionType
     ? `most likely type: ${r.lesionTypeName} (${r.lesionTypeProbability.toFixed(2)})` : "";
   $("fps").textContent = fps ? `${fps.toFixed(1)} FPS, ${r.ms.toFixed(0)} ms` : `${r.ms.toFixed(0)} ms`;
 }
@@ -28,9 +28,12 @@ function publish(r) {
 }
 
 /** Classify canvas ImageData (RGBA); the result without the fitted pixels. */
-api.classifyImageData = async (imageData, source = "<image>") =>
-  publish(await api.classifier.classifyRgb(
+api.classifyImageData = async (imageData, source = "<image>") => {
+  const r = publish(await api.classifier.classifyRgb(
     rgbaToRgb(imageData.data, imageData.width, imageData.height), source));
+  show(r);
+  return r;
+};
 
 function pixels(source, w, h) {
   const c = new OffscreenCanvas(w, h);
@@ -47,7 +50,6 @@ async function classifyFile(file) {
     $("preview").getContext("2d").drawImage(bmp, 0, 0, 224, 224);
     const r = await api.classifyImageData(pixels(bmp, bmp.width, bmp.height), file.name);
     bmp.close();
-    show(r);
     return r;
   } catch (e) {
     const r = { source: file.name, status: "error", label: `${file.name}: cannot decode (${e.message}); use a JPEG or PNG image` };
