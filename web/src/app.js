@@ -64,6 +64,24 @@ async function classifyFiles(files) {
   api.batchDone = (api.batchDone || 0) + 1;
 }
 
+/** Latency in this browser (benchmarks/web.py): per-run ms of invoke alone and of the whole
+ *  classification (fit + colour constancy + quantize + invoke + post) of an RGBA image. */
+api.benchmark = async (imageData, { runs = 100, warmup = 10 } = {}) => {
+  const clf = api.classifier, rgb = rgbaToRgb(imageData.data, imageData.width, imageData.height);
+  const x = clf.tensor(clf.fit(rgb));
+  const time = async (fn) => { const t = performance.now(); await fn(); return performance.now() - t; };
+  const first = await time(() => clf.invoke(x));
+  for (let i = 0; i < warmup; i++) await clf.invoke(x);
+  const invoke = [], total = [], fit = [];
+  for (let i = 0; i < runs; i++) invoke.push(await time(() => clf.invoke(x)));
+  for (let i = 0; i < Math.max(10, runs >> 2); i++) {
+    fit.push(await time(() => clf.fit(rgb)));
+    total.push(await time(() => clf.classifyRgb(rgb)));
+  }
+  return { first, invoke, fit, total, threadsUsed: clf.threads, isolated: self.crossOriginIsolated,
+           loadMs: api.loadMs, userAgent: navigator.userAgent };
+};
+
 // ---------------------------------------------------------------- camera
 let stream = null, fps = 0;
 api.captureFrame = async () => {
@@ -116,7 +134,9 @@ async function main() {
   $("disclaimer").textContent = m0.disclaimer;
   $("trained").textContent = `Trained on: ${m0.trained_on}`;
   const model = document.body.dataset.model;
+  const t0 = performance.now();
   api.classifier = await Classifier.load(model, "manifest.json", { threads: Number(params.get("threads") || 0) });
+  api.loadMs = performance.now() - t0;
   const m = api.classifier.manifest;
   $("status").textContent = `${model} · onnxruntime-web wasm, ${api.classifier.threads} thread(s)` +
     ` · threshold ${m.threshold.toFixed(3)} · T ${(m.temperature || 1).toFixed(3)}` +

@@ -90,15 +90,24 @@ export class Classifier {
     return fitToInput(rgb, m.input_height, m.input_width);
   }
 
-  /** Run the model on a fitted image; the dequantized output vector. */
-  async run(fitted) {
+  /** The model's input tensor for a fitted image: colour constancy, then float32 or quantized. */
+  tensor(fitted) {
     const m = this.manifest, s = this.inputSpec;
     const img = applyColorConstancy(fitted, m.color_constancy);
     const data = toModelInput(img, s.dtype, s.scale, s.zero_point);
     const dtype = data instanceof Float32Array ? "float32" : s.dtype;
-    const x = new ort.Tensor(dtype, data, [1, m.input_height, m.input_width, m.channels || 3]);
+    return new ort.Tensor(dtype, data, [1, m.input_height, m.input_width, m.channels || 3]);
+  }
+
+  /** One inference on a prepared tensor; the raw output values. */
+  async invoke(x) {
     const out = await this.session.run({ [this.session.inputNames[0]]: x });
-    const y = out[this.session.outputNames[0]].data, o = this.outputSpec;
+    return out[this.session.outputNames[0]].data;
+  }
+
+  /** Run the model on a fitted image; the dequantized output vector. */
+  async run(fitted) {
+    const m = this.manifest, o = this.outputSpec, y = await this.invoke(this.tensor(fitted));
     if (y.length !== outputSize(m)) {
       throw new Error(`model output has ${y.length} values, its manifest describes ${outputSize(m)}; use the manifest exported with this model`);
     }
