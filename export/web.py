@@ -104,7 +104,7 @@ def _write_app(tmp: Path, model: Path) -> None:
 
 def _write_service_worker(tmp: Path) -> list[str]:
     files = sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*")
-                   if p.is_file() and p.name != "sw.js")
+                   if p.is_file() and p.name != "sw.js" and not p.name.startswith("_"))
     digest = hashlib.sha256()
     for name in files:
         digest.update(name.encode() + (tmp / name).read_bytes())
@@ -153,10 +153,24 @@ class IsolatedHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
-def make_server(folder: Path, port: int = 8000, host: str = "127.0.0.1") -> http.server.ThreadingHTTPServer:
-    """A server for ``folder`` (port 0: any free port; ``server.server_address`` tells)."""
+def make_server(folder: Path, port: int = 8000, host: str = "127.0.0.1",
+                cert: Path | None = None, key: Path | None = None) -> http.server.ThreadingHTTPServer:
+    """A server for ``folder`` (port 0: any free port; ``server.server_address`` tells);
+    HTTPS when ``cert`` (PEM, with ``key`` unless the key is in the same file) is given."""
     if not (Path(folder) / "index.html").is_file():
         raise WebAppError(f"{folder}: no index.html; build the app first: "
                           "python export/webapp.py --model models/model_int8.onnx --out build/web")
     handler = functools.partial(IsolatedHandler, directory=str(folder))
-    return http.server.ThreadingHTTPServer((host, port), handler)
+    server = http.server.ThreadingHTTPServer((host, port), handler)
+    if cert is not None:
+        import ssl
+
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        try:
+            ctx.load_cert_chain(cert, key)
+        except (OSError, ssl.SSLError) as e:
+            server.server_close()
+            raise WebAppError(f"{cert}: cannot load the certificate/key ({e}); make one with "
+                              "the openssl command in docs/web.md") from e
+        server.socket = ctx.wrap_socket(server.socket, server_side=True)
+    return server

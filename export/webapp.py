@@ -9,6 +9,7 @@ Exit code 2: bad input (model, manifest, missing runtime, output folder).
 Example:
     python export/webapp.py --model models/model_int8.onnx --out build/web
     python export/webapp.py --serve build/web --port 8000     # then open http://localhost:8000
+    python export/webapp.py --serve build/web --host 0.0.0.0 --cert cert.pem --key key.pem
 """
 from __future__ import annotations
 
@@ -35,6 +36,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="serve this built app folder instead of building (COOP/COEP headers on)")
     p.add_argument("--host", default="127.0.0.1", help="address to serve on (0.0.0.0: the LAN)")
     p.add_argument("-p", "--port", type=int, default=8000, help="port to serve on")
+    p.add_argument("--cert", type=Path, help="PEM certificate: serve HTTPS (a phone on the LAN)")
+    p.add_argument("--key", type=Path, help="PEM private key of --cert")
     return p.parse_args(argv)
 
 
@@ -42,10 +45,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         if args.serve:
-            server = make_server(args.serve, args.port, args.host)
+            server = make_server(args.serve, args.port, args.host, args.cert, args.key)
             host, port = server.server_address[:2]
-            print(f"serving {args.serve} on http://{'localhost' if host == '127.0.0.1' else host}:{port}/ "
-                  "(Ctrl-C stops); a phone needs HTTPS: see docs/web.md")
+            scheme = "https" if args.cert else "http"
+            print(f"serving {args.serve} on {scheme}://{'localhost' if host == '127.0.0.1' else host}"
+                  f":{port}/ (Ctrl-C stops); a phone needs HTTPS: see docs/web.md")
             try:
                 server.serve_forever()
             except KeyboardInterrupt:

@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 MODEL = ROOT / "models" / "model_int8.onnx"
 CHROMIUM = os.environ.get("SKINLESION_CHROMIUM", "/usr/bin/chromium")
 PROB_TOL = 0.10     # |page - Python| on the calibrated probability (temperature 0.654)
-FIT_TOL = 4         # max grey-level difference of camera frames (Chromium's vs OpenCV's YUV->RGB)
+FIT_TOL = 2         # max grey-level difference of fitted camera frames (measured: 1; YUV->RGB differs)
 N_FILES = 60
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -128,7 +128,7 @@ def y4m(tmp_path_factory) -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # one Playwright at a time: each module starts and ends its own
 def browser(web_app, y4m):
     from playwright.sync_api import sync_playwright
 

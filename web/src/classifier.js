@@ -78,7 +78,7 @@ export class Classifier {
     ort.env.wasm.wasmPaths = new URL("./vendor/", import.meta.url).href;
     ort.env.wasm.numThreads = threads || (self.crossOriginIsolated ? Math.min(4, navigator.hardwareConcurrency || 1) : 1);
     const bytes = new Uint8Array(await (await fetch(modelUrl)).arrayBuffer());
-    const session = await ort.InferenceSession.create(bytes, { executionProviders: ["wasm"] });
+    const session = await ort.InferenceSession.create(bytes, { executionProviders: ["wasm"], graphOptimizationLevel: "all" });
     return new Classifier(session, forArtifact(manifest, modelUrl));
   }
 
