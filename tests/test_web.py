@@ -62,6 +62,12 @@ def test_images(n: int) -> list[Path]:
 test_images.__test__ = False  # a helper, not a test
 
 
+def checksum(img: np.ndarray) -> int:
+    """The page's checksum of its fitted pixels (app.js), to compare them with Python's."""
+    flat = img.reshape(-1).astype(np.int64)
+    return int((flat * (np.arange(flat.size) % 251 + 1)).sum())
+
+
 def serve(folder: Path):
     server = make_server(folder, 0)
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -187,6 +193,10 @@ def test_file_picker_matches_python_runner(browser, app_url, python_runner):
     results = pick_files(page, files)
     assert [r["source"] for r in results] == [f.name for f in files]
     py = [python_runner.predict_file(f) for f in files]
+    # decoding (canvas vs OpenCV) and preprocessing are bit-exact: the differences below
+    # come from the runtime alone (onnxruntime-web's int8 kernels vs native onnxruntime)
+    assert [r["fittedHash"] for r in results] == \
+        [checksum(fit_to_input(load_rgb(f), 224, 224)) for f in files]
     assert {r["threshold"] for r in results} == {python_runner.manifest.threshold}
     assert_agree([r["probability"] for r in results], [p.probability for p in py],
                  [p.label for p in py], [r["label"] for r in results],

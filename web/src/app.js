@@ -21,8 +21,16 @@ function show(r, fps) {
   $("fps").textContent = fps ? `${fps.toFixed(1)} FPS, ${r.ms.toFixed(0)} ms` : `${r.ms.toFixed(0)} ms`;
 }
 
+/** A position-weighted checksum of the fitted pixels: tests compare it with Python's. */
+function checksum(bytes) {
+  let h = 0;
+  for (let i = 0; i < bytes.length; i++) h += bytes[i] * ((i % 251) + 1);
+  return h;
+}
+
 function publish(r) {
   const { fitted, ...rest } = r;
+  rest.fittedHash = checksum(fitted.data);
   api.last = rest;
   return rest;
 }
