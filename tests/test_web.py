@@ -186,7 +186,7 @@ def assert_agree(page_probs, py_probs, py_labels, page_labels, threshold) -> Non
 
 
 # ----------------------------------------------------------------- tests
-def test_file_picker_matches_python_runner(browser, app_url, python_runner):
+def test_file_picker_matches_python_runner(browser, app_url, python_runner, tmp_path):
     files = test_images(N_FILES)
     assert len(files) >= 50
     page = open_page(browser, app_url)
@@ -202,6 +202,11 @@ def test_file_picker_matches_python_runner(browser, app_url, python_runner):
                  [p.label for p in py], [r["label"] for r in results],
                  python_runner.manifest.threshold)
     assert page.is_visible("#disclaimer") and "not a medical device" in page.text_content("#disclaimer")
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(files[0].read_bytes()[:300])
+    after = pick_files(page, [bad, files[1]])  # a bad file is one line, the batch goes on
+    assert after[0]["status"] == "error" and after[0]["label"].startswith("broken.jpg: ")
+    assert after[1]["probability"] == results[1]["probability"]
     assert not page.errors
     page.close()
 
