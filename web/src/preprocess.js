@@ -40,36 +40,38 @@ export function centerSquare(img) {
   return { width: s, height: s, data: out };
 }
 
-// OpenCV computeResizeAreaTab: (destination index, source index, float32 weight) triples.
+// OpenCV computeResizeAreaTab: (destination index, source index, float32 weight) triples,
+// as three typed arrays.
 function areaTab(ssize, dsize, scale) {
-  const tab = [];
+  const di = [], si = [], al = [];
+  const push = (d, s, a) => { di.push(d); si.push(s); al.push(a); };
   for (let dx = 0; dx < dsize; dx++) {
     const fsx1 = dx * scale, fsx2 = fsx1 + scale;
     const cell = Math.min(scale, ssize - fsx1);
     let sx1 = Math.ceil(fsx1), sx2 = Math.floor(fsx2);
     sx2 = Math.min(sx2, ssize - 1);
     sx1 = Math.min(sx1, sx2);
-    if (sx1 - fsx1 > 1e-3) tab.push([dx, sx1 - 1, f32((sx1 - fsx1) / cell)]);
-    for (let sx = sx1; sx < sx2; sx++) tab.push([dx, sx, f32(1.0 / cell)]);
-    if (fsx2 - sx2 > 1e-3) tab.push([dx, sx2, f32(Math.min(Math.min(fsx2 - sx2, 1), cell) / cell)]);
+    if (sx1 - fsx1 > 1e-3) push(dx, sx1 - 1, (sx1 - fsx1) / cell);
+    for (let sx = sx1; sx < sx2; sx++) push(dx, sx, 1.0 / cell);
+    if (fsx2 - sx2 > 1e-3) push(dx, sx2, Math.min(Math.min(fsx2 - sx2, 1), cell) / cell);
   }
-  return tab;
+  return { di: Int32Array.from(di), si: Int32Array.from(si), al: Float32Array.from(al) };
 }
 
 // OpenCV resizeArea_ (non-integer shrink): float32 accumulation, cvRound at the end.
 function resizeAreaGeneral(img, dw, dh, sx, sy) {
-  const xtab = areaTab(img.width, dw, sx), ytab = areaTab(img.height, dh, sy);
-  const W = dw * 3, out = new Uint8Array(dh * W);
+  const xt = areaTab(img.width, dw, sx), yt = areaTab(img.height, dh, sy);
+  const W = dw * 3, out = new Uint8Array(dh * W), src = img.data, nx = xt.di.length;
   const buf = new Float32Array(W), sum = new Float32Array(W);
-  let prev = ytab[0][0];
-  for (const [dy, srow, beta] of ytab) {
+  let prev = yt.di[0];
+  for (let j = 0; j < yt.di.length; j++) {
+    const dy = yt.di[j], beta = yt.al[j], S = yt.si[j] * img.width * 3;
     buf.fill(0);
-    const S = srow * img.width * 3;
-    for (const [dx, sxi, a] of xtab) {
-      const d = dx * 3, s = S + sxi * 3;
-      buf[d] = f32(buf[d] + f32(img.data[s] * a));
-      buf[d + 1] = f32(buf[d + 1] + f32(img.data[s + 1] * a));
-      buf[d + 2] = f32(buf[d + 2] + f32(img.data[s + 2] * a));
+    for (let k = 0; k < nx; k++) {
+      const d = xt.di[k] * 3, s = S + xt.si[k] * 3, a = xt.al[k];
+      buf[d] = f32(buf[d] + f32(src[s] * a));
+      buf[d + 1] = f32(buf[d + 1] + f32(src[s + 1] * a));
+      buf[d + 2] = f32(buf[d + 2] + f32(src[s + 2] * a));
     }
     if (dy !== prev) {
       for (let i = 0; i < W; i++) { out[prev * W + i] = sat(sum[i]); sum[i] = f32(beta * buf[i]); }
