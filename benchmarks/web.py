@@ -47,11 +47,12 @@ METHOD = ("Web rows (runtime onnxruntime-web-wasm): the app built by export/weba
           "with COOP/COEP, in headless Debian chromium (benchmarks/web.py); timed inside the "
           "page with performance.now(); one page load per thread count; the row times "
           "session.run on a prepared tensor; end-to-end = the page's whole classification of a "
-          "1280x720 frame (no decode).")
+          "1280x720 frame (no decode); camera FPS = the page's own FPS (moving average) after "
+          "--camera-seconds of its camera loop on a 1280x720 30 FPS fake camera.")
 
 
-def frame_rgba(size: tuple[int, int] = (1280, 720)) -> tuple[str, int, int]:
-    """A camera-sized RGBA frame: a real test image when the dataset is present, else noise."""
+def frame_rgb(size: tuple[int, int] = (1280, 720)) -> np.ndarray:
+    """A camera-sized RGB frame: a real test image when the dataset is present, else noise."""
     import cv2
 
     w, h = size
@@ -63,8 +64,20 @@ def frame_rgba(size: tuple[int, int] = (1280, 720)) -> tuple[str, int, int]:
         rgb = cv2.resize(load_rgb(f), (w, h), interpolation=cv2.INTER_CUBIC)
     except Exception:  # no dataset: the timing does not depend on the content
         rgb = np.random.default_rng(0).integers(0, 256, (h, w, 3), dtype=np.uint8)
-    rgba = np.dstack([rgb, np.full((h, w), 255, np.uint8)])
-    return base64.b64encode(rgba.tobytes()).decode(), w, h
+    return rgb
+
+
+def write_y4m(path: Path, rgb: np.ndarray, frames: int = 30, fps: int = 30) -> Path:
+    """A fake-camera video (4:2:0 YUV4MPEG2) showing ``rgb`` for ``frames`` frames."""
+    import cv2
+
+    h, w = rgb.shape[:2]
+    yuv = cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420).tobytes()
+    with open(path, "wb") as f:
+        f.write(f"YUV4MPEG2 W{w} H{h} F{fps}:1 Ip A1:1 C420jpeg\n".encode())
+        for _ in range(frames):
+            f.write(b"FRAME\n" + yuv)
+    return path
 
 
 BENCH_JS = """async ([b64, w, h, runs, warmup]) => {
@@ -74,18 +87,28 @@ BENCH_JS = """async ([b64, w, h, runs, warmup]) => {
 }"""
 
 
-def measure(url: str, threads: list[int], runs: int, warmup: int) -> list[dict]:
-    """One page load per thread count; the page's raw timings."""
+def measure(url: str, threads: list[int], runs: int, warmup: int, tmp: Path,
+            camera_s: float = 8.0) -> list[dict]:
+    """One page load per thread count: the page's raw timings, then its camera loop's FPS
+    on a 1280x720 30 FPS fake camera (Chromium's --use-file-for-fake-video-capture)."""
     from playwright.sync_api import sync_playwright
 
-    frame = frame_rgba()
+    rgb = frame_rgb()
+    frame = [base64.b64encode(np.dstack([rgb, np.full(rgb.shape[:2], 255, np.uint8)])
+                              .tobytes()).decode(), rgb.shape[1], rgb.shape[0]]
+    cam = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+           f"--use-file-for-fake-video-capture={write_y4m(tmp / 'camera.y4m', rgb)}"]
     out = []
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS + cam)
         for t in threads:
             page = browser.new_page()
             page.goto(f"{url}?threads={t}&nosw")
             res = page.evaluate(BENCH_JS, [*frame, runs, warmup])
+            page.click("#cam")
+            page.wait_for_function("window.skinlesion.fps > 0", timeout=60_000)
+            page.wait_for_timeout(camera_s * 1000)
+            res["cameraFps"] = page.evaluate("window.skinlesion.fps")
             out.append({"threads": t, **res, "chromium": browser.version})
             page.close()
         browser.close()
@@ -115,7 +138,8 @@ def rows_for(model: Path, results: list[dict], warmup: int) -> tuple[list[dict],
             E2E_KEYS, threads=r["threads"], images=len(r["total"]), bad_images=0,
             preprocess_p50_ms=float(np.median(r["fit"])), invoke_p50_ms=s.p50,
             total_p50_ms=tot.p50, total_p90_ms=tot.p90, total_mean_ms=tot.mean,
-            files_per_s=tot.ips, camera_source="1280x720 frame, in the page", **common))
+            files_per_s=tot.ips, camera_frames=None, camera_fps=r["cameraFps"],
+            camera_source="1280x720 30 FPS fake camera (y4m), the page's own FPS", **common))
     return rows, e2e
 
 
@@ -140,6 +164,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("-t", "--threads", default="1,2", help="comma-separated wasm thread counts")
     p.add_argument("-n", "--runs", type=int, default=200, help="timed model calls per thread count")
     p.add_argument("--warmup", type=int, default=20, help="untimed calls before timing")
+    p.add_argument("--camera-seconds", type=float, default=8.0,
+                   help="seconds of the camera loop before its FPS is read")
     p.add_argument("-o", "--out", type=Path, default=Path("bench_out/web"),
                    help="folder for report.json/report.md (without --merge)")
     p.add_argument("--merge", type=Path, metavar="REPORT_JSON",
@@ -161,7 +187,8 @@ def main(argv: list[str] | None = None) -> int:
             threading.Thread(target=server.serve_forever, daemon=True).start()
             try:
                 results = measure(f"http://127.0.0.1:{server.server_address[1]}/index.html",
-                                  threads, args.runs, args.warmup)
+                                  threads, args.runs, args.warmup, Path(tmp),
+                                  args.camera_seconds)
             finally:
                 server.shutdown()
     except (WebAppError, ValueError, OSError) as e:
