@@ -103,6 +103,7 @@ def _write_app(tmp: Path, model: Path) -> None:
 
 
 def _write_service_worker(tmp: Path) -> list[str]:
+    """Fill in sw.js: every file but itself and host config (``_headers``); the precache list."""
     files = sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*")
                    if p.is_file() and p.name != "sw.js" and not p.name.startswith("_"))
     digest = hashlib.sha256()
@@ -112,7 +113,7 @@ def _write_service_worker(tmp: Path) -> list[str]:
     precache = ["./"] + [f"./{n}" for n in files]
     sw.write_text(sw.read_text().replace("__VERSION__", digest.hexdigest()[:16])
                   .replace("__FILES__", json.dumps(precache, indent=2)))
-    return files + ["sw.js"]
+    return precache
 
 
 def build_webapp(model: Path, out: Path) -> WebApp:
@@ -123,7 +124,7 @@ def build_webapp(model: Path, out: Path) -> WebApp:
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         _write_app(tmp, model)
-        files = _write_service_worker(tmp)
+        _write_service_worker(tmp)
         tmp.chmod(0o755)
         if out.exists():
             shutil.rmtree(out)
@@ -131,6 +132,7 @@ def build_webapp(model: Path, out: Path) -> WebApp:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
+    files = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
     size = sum((out / f).stat().st_size for f in files)
     return WebApp(out, model.name, files, size, f"onnxruntime-web {runtime_version()}")
 
