@@ -68,7 +68,9 @@ async function classifyFile(file) {
     // no colour management and EXIF orientation applied, as edge/images.py decodes
     const bmp = await createImageBitmap(file, { imageOrientation: "from-image",
       colorSpaceConversion: "none", premultiplyAlpha: "none" });
-    $("preview").getContext("2d").drawImage(bmp, 0, 0, 224, 224);
+    const side = Math.min(bmp.width, bmp.height);
+    $("preview").getContext("2d").drawImage(bmp, (bmp.width - side) >> 1, (bmp.height - side) >> 1,
+      side, side, 0, 0, 224, 224);
     const r = await api.classifyImageData(pixels(bmp, bmp.width, bmp.height), file.name);
     bmp.close();
     return r;
@@ -81,7 +83,16 @@ async function classifyFile(file) {
 
 async function classifyFiles(files) {
   $("camera").hidden = true;
-  for (const f of files) api.results.push(await classifyFile(f));
+  $("list").replaceChildren();
+  for (const f of files) {
+    const r = await classifyFile(f);
+    api.results.push(r);
+    if (files.length > 1) {
+      const li = document.createElement("li");
+      li.textContent = `${f.name}: ${r.label}` + (r.probability == null ? "" : ` (${r.probability.toFixed(3)})`);
+      $("list").append(li);
+    }
+  }
   api.batchDone = (api.batchDone || 0) + 1;
 }
 
