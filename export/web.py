@@ -155,8 +155,8 @@ class IsolatedHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
-def make_server(folder: Path, port: int = 8000, host: str = "127.0.0.1",
-                cert: Path | None = None, key: Path | None = None) -> http.server.ThreadingHTTPServer:
+def make_server(folder: Path, port: int = 8000, host: str = "127.0.0.1", cert: Path | None = None,
+                key: Path | None = None) -> http.server.ThreadingHTTPServer:
     """A server for ``folder`` (port 0: any free port; ``server.server_address`` tells);
     HTTPS when ``cert`` (PEM, with ``key`` unless the key is in the same file) is given."""
     if not (Path(folder) / "index.html").is_file():

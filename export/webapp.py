@@ -48,8 +48,9 @@ def main(argv: list[str] | None = None) -> int:
             server = make_server(args.serve, args.port, args.host, args.cert, args.key)
             host, port = server.server_address[:2]
             scheme = "https" if args.cert else "http"
-            print(f"serving {args.serve} on {scheme}://{'localhost' if host == '127.0.0.1' else host}"
-                  f":{port}/ (Ctrl-C stops); a phone needs HTTPS: see docs/web.md")
+            name = "localhost" if host == "127.0.0.1" else host
+            print(f"serving {args.serve} on {scheme}://{name}:{port}/ (Ctrl-C stops); "
+                  "a phone needs HTTPS: see docs/web.md")
             try:
                 server.serve_forever()
             except KeyboardInterrupt:

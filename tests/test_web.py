@@ -13,9 +13,7 @@ onnxruntime's fused QLinearConv, so raw P(malignant) differs by up to ~0.06.
 from __future__ import annotations
 
 import base64
-import functools
 import os
-import shutil
 import threading
 from pathlib import Path
 
@@ -32,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 MODEL = ROOT / "models" / "model_int8.onnx"
 CHROMIUM = os.environ.get("SKINLESION_CHROMIUM", "/usr/bin/chromium")
 PROB_TOL = 0.10     # |page - Python| on the calibrated probability (temperature 0.654)
-FIT_TOL = 2         # max grey-level difference of fitted camera frames (measured: 1; YUV->RGB differs)
+FIT_TOL = 2         # max grey-level difference of fitted camera frames (YUV->RGB; measured 1)
 N_FILES = 60
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -44,7 +42,7 @@ def _need(ok: bool, msg: str) -> None:
         pytest.fail(msg, pytrace=False)
 
 
-def test_images(n: int) -> list[Path]:
+def real_test_images(n: int) -> list[Path]:
     """``n`` real test images, half benign half malignant; skip only when the dataset is absent."""
     from train.data import DatasetNotFound, resolve_data_dir
 
@@ -57,9 +55,6 @@ def test_images(n: int) -> list[Path]:
         files = sorted((root / "test" / label).glob("*.jpg"), key=lambda p: int(p.stem))
         out += files[:: max(1, len(files) // (n // 2))][: n // 2]
     return out
-
-
-test_images.__test__ = False  # a helper, not a test
 
 
 def checksum(img: np.ndarray) -> int:
@@ -130,7 +125,7 @@ def web_app(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def y4m(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("camera") / "lesions.y4m"
-    write_y4m(path, camera_frames(test_images(30)[::2]))
+    write_y4m(path, camera_frames(real_test_images(30)[::2]))
     return path
 
 
@@ -187,7 +182,7 @@ def assert_agree(page_probs, py_probs, py_labels, page_labels, threshold) -> Non
 
 # ----------------------------------------------------------------- tests
 def test_file_picker_matches_python_runner(browser, app_url, python_runner, tmp_path):
-    files = test_images(N_FILES)
+    files = real_test_images(N_FILES)
     assert len(files) >= 50
     page = open_page(browser, app_url)
     results = pick_files(page, files)
@@ -201,7 +196,8 @@ def test_file_picker_matches_python_runner(browser, app_url, python_runner, tmp_
     assert_agree([r["probability"] for r in results], [p.probability for p in py],
                  [p.label for p in py], [r["label"] for r in results],
                  python_runner.manifest.threshold)
-    assert page.is_visible("#disclaimer") and "not a medical device" in page.text_content("#disclaimer")
+    assert page.is_visible("#disclaimer")
+    assert "not a medical device" in page.text_content("#disclaimer")
     bad = tmp_path / "broken.jpg"
     bad.write_bytes(files[0].read_bytes()[:300])
     after = pick_files(page, [bad, files[1]])  # a bad file is one line, the batch goes on
@@ -216,7 +212,8 @@ def test_camera_frames_match_python_runner(browser, app_url, y4m, python_runner)
     fitted = np.stack([fit_to_input(f, 224, 224) for f in frames]).astype(np.int16)
     page = open_page(browser, app_url)
     page.click("#cam")
-    page.wait_for_function("window.skinlesion.cameraOn && window.skinlesion.fps > 0", timeout=30_000)
+    page.wait_for_function("window.skinlesion.cameraOn && window.skinlesion.fps > 0",
+                           timeout=30_000)
     seen: dict[int, dict] = {}
     for _ in range(16):
         r = page.evaluate("window.skinlesion.captureFrame()")
@@ -238,7 +235,7 @@ def test_camera_frames_match_python_runner(browser, app_url, y4m, python_runner)
 
 
 def test_works_offline_after_first_load(browser, web_app):
-    files = test_images(4)
+    files = real_test_images(4)
     server, url = serve(web_app)
     context = browser.new_context()
     page = open_page(browser, url, context)

@@ -19,7 +19,7 @@ from edge.images import load_rgb
 from edge.manifest import ArtifactInfo, Guard, Manifest, QualityGate
 from edge.preprocess import fit_to_input
 from export.web import build_webapp
-from tests.test_web import browser, open_page, serve, test_images, web_app, y4m  # noqa: F401
+from tests.test_web import browser, open_page, real_test_images, serve, web_app, y4m  # noqa: F401
 from tests.test_web_preprocess import reference_quality
 
 pytestmark = pytest.mark.web
@@ -40,9 +40,9 @@ def write_model(path: Path) -> None:
              helper.make_node("Sigmoid", ["z"], ["scores"])]
     inits = [numpy_helper.from_array(np.array(255, np.float32), "k255"),
              numpy_helper.from_array(W, "W"), numpy_helper.from_array(B, "B")]
-    graph = helper.make_graph(
-        nodes, "schema3", [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 224, 224, 3])],
-        [helper.make_tensor_value_info("scores", TensorProto.FLOAT, [1, 5])], inits)
+    image = helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 224, 224, 3])
+    scores = helper.make_tensor_value_info("scores", TensorProto.FLOAT, [1, 5])
+    graph = helper.make_graph(nodes, "schema3", [image], [scores], inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 9
     onnx.save(model, path)
@@ -71,14 +71,16 @@ def expected(clf: Classifier, rgb: np.ndarray, m: Manifest) -> dict:
 
 
 @pytest.fixture(scope="module")
-def schema3_app(tmp_path_factory, web_app):  # noqa: F811 (web_app: the prerequisites check)
+def schema3_app(tmp_path_factory, web_app):  # noqa: F811 (web_app: prerequisites check)
     d = tmp_path_factory.mktemp("schema3")
     write_model(d / "model_fp32.onnx")
-    m = Manifest(classes=CLASSES, class_names={"mel": "melanoma", "nv": "nevus", "bkl": "keratosis"},
+    names = {"mel": "melanoma", "nv": "nevus", "bkl": "keratosis"}
+    m = Manifest(classes=CLASSES, class_names=names,
                  malignant_classes=("mel",), color_constancy="shades_of_gray", temperature=1.7,
                  threshold=0.3, guard=Guard(method="test", index=4, threshold=0.62),
                  quality=QualityGate(enabled=True, min_sharpness=5.0),
-                 artifacts={"onnx_fp32": ArtifactInfo("onnx_fp32", "model_fp32.onnx", threshold=0.425)})
+                 artifacts={"onnx_fp32": ArtifactInfo("onnx_fp32", "model_fp32.onnx",
+                                                      threshold=0.425)})
     m.save(d / "manifest.json")
     app = build_webapp(d / "model_fp32.onnx", d / "app").out
     server, url = serve(app)
@@ -100,7 +102,7 @@ CLASSIFY = """async ([b64, w, h]) => {
 def test_schema3_fields_follow_the_contract(browser, schema3_app):  # noqa: F811
     url, clf, m = schema3_app
     assert clf.manifest.threshold == 0.425
-    imgs = [load_rgb(f) for f in test_images(16)]
+    imgs = [load_rgb(f) for f in real_test_images(16)]
     imgs += [cv2.resize(imgs[0], (300, 400)), imgs[1] // 12, np.full((224, 224, 3), 250, np.uint8),
              cv2.GaussianBlur(imgs[2], (0, 0), 8), imgs[3][:20, :30],
              np.full((224, 224, 3), 128, np.uint8)]

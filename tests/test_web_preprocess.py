@@ -3,7 +3,8 @@
 Runs the JavaScript modules in Node (the same files the page loads) on real test images and
 compares pixel by pixel with OpenCV: INTER_AREA shrinking (integer and non-integer factors)
 must be exact; INTER_LINEAR enlarging (the JS is a float bilinear) within 1 grey level;
-Shades of Gray and input quantization exact; the quality-gate measurements as the QualityGate docstring defines.
+Shades of Gray and input quantization exact; the quality-gate measurements as the
+QualityGate docstring defines.
 """
 from __future__ import annotations
 
@@ -86,7 +87,7 @@ def test_area_resize_is_exact(tmp_path, real_images):
     want.append(fit_to_input(want[0], 97, 97))
     for (h, w), got, ref in zip(SHRINK + [(224, 224)], run_js(tmp_path, jobs), want):
         diff = np.abs(got.reshape(ref.shape).astype(int) - ref)
-        assert diff.max() == 0, f"{w}x{h}: {np.count_nonzero(diff)} values differ (max {diff.max()})"
+        assert diff.max() == 0, f"{w}x{h}: {np.count_nonzero(diff)} values differ"
 
 
 def test_linear_enlarge_within_one_level(tmp_path, real_images):
@@ -122,8 +123,9 @@ def test_quality_gate_measurements_and_reasons(tmp_path, real_images):
             "flat_tolerance": 6, "max_flat_fraction": 0.9, "min_sharpness": 0}
     blurred = cv2.GaussianBlur(img, (0, 0), 6)
     sharp_gate = {**gate, "min_sharpness": reference_quality(img)["sharpness"] / 2}
+    grey = np.full_like(img, 128)
     jobs = [(img, "quality", [gate]), (img // 10, "quality", [gate]),
-            (np.full_like(img, 250), "quality", [gate]), (np.full_like(img, 128), "quality", [gate]),
+            (np.full_like(img, 250), "quality", [gate]), (grey, "quality", [gate]),
             (blurred, "quality", [sharp_gate]), (img, "quality", [sharp_gate]),
             (img[:20, :30], "quality", [gate]), (img, "quality", [{**gate, "enabled": False}])]
     out = run_js(tmp_path, jobs)
