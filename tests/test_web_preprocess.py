@@ -2,7 +2,7 @@
 
 Runs the JavaScript modules in Node (the same files the page loads) on real test images and
 compares pixel by pixel with OpenCV: INTER_AREA shrinking (integer and non-integer factors)
-must be exact; INTER_LINEAR enlarging (the JS is a float bilinear) within 1 grey level;
+and INTER_LINEAR enlarging (OpenCV's fixed-point arithmetic) must be exact;
 Shades of Gray and input quantization exact; the quality-gate measurements as the
 QualityGate docstring defines.
 """
@@ -90,10 +90,19 @@ def test_area_resize_is_exact(tmp_path, real_images):
         assert diff.max() == 0, f"{w}x{h}: {np.count_nonzero(diff)} values differ"
 
 
-def test_linear_enlarge_within_one_level(tmp_path, real_images):
-    small = cv2.resize(real_images[0], (100, 130), interpolation=cv2.INTER_AREA)
-    got = run_js(tmp_path, [(small, "fit", [224, 224])])[0].reshape(224, 224, 3)
-    assert np.abs(got.astype(int) - fit_to_input(small, 224, 224)).max() <= 1
+ENLARGE = [((130, 100), (224, 224)), ((37, 37), (224, 224)), ((223, 223), (224, 224)),
+           ((200, 200), (301, 301)), ((150, 150), (200, 260))]
+
+
+def test_linear_enlarge_is_exact(tmp_path, real_images):
+    jobs, want = [], []
+    for (h, w), (dh, dw) in ENLARGE:
+        small = cv2.resize(real_images[0], (w, h), interpolation=cv2.INTER_AREA)
+        jobs.append((small, "fit", [dh, dw]))
+        want.append(fit_to_input(small, dh, dw))
+    for (src, dst), got, ref in zip(ENLARGE, run_js(tmp_path, jobs), want):
+        diff = np.abs(got.reshape(ref.shape).astype(int) - ref)
+        assert diff.max() == 0, f"{src} -> {dst}: {np.count_nonzero(diff)} values differ"
 
 
 def test_shades_of_gray_and_quantization(tmp_path, real_images):

@@ -1,5 +1,6 @@
 // The browser copy of edge/preprocess.py: RGB uint8 image -> model input, driven by the manifest.
-// Keep in step with edge/preprocess.py (centre square, OpenCV INTER_AREA / INTER_LINEAR resize,
+// Keep in step with edge/preprocess.py (centre square, OpenCV INTER_AREA / INTER_LINEAR resize
+// replicated bit for bit,
 // Shades of Gray colour constancy, input quantization). Plain ES module: runs in the page and
 // in Node (tests/test_web_preprocess.py compares it with cv2 pixel by pixel).
 //
@@ -113,32 +114,54 @@ export function resizeArea(img, dw, dh) {
   return resizeAreaGeneral(img, dw, dh, sx, sy);
 }
 
-/** Bilinear enlargement with OpenCV's pixel-centre convention (float; within 1 grey level). */
+// OpenCV's fixed-point bilinear coefficients (INTER_RESIZE_COEF_SCALE = 2048) and offsets.
+function linearTab(ssize, dsize, clampX) {
+  const scale = 1 / (dsize / ssize), ofs = new Int32Array(dsize), a = new Int32Array(dsize * 2);
+  const short = (v) => Math.min(32767, Math.max(-32768, roundEven(v)));
+  for (let d = 0; d < dsize; d++) {
+    let fx = f32((d + 0.5) * scale - 0.5), sx = Math.floor(fx);
+    fx = f32(fx - sx);
+    if (clampX && sx < 0) { fx = 0; sx = 0; }
+    if (clampX && sx >= ssize - 1) { fx = 0; sx = ssize - 1; }
+    ofs[d] = sx;
+    a[2 * d] = short(f32(f32(1 - fx) * 2048));
+    a[2 * d + 1] = short(f32(fx * 2048));
+  }
+  return { ofs, a };
+}
+
+/** cv2.resize(..., INTER_LINEAR) for uint8 RGB, exactly as OpenCV's SIMD path computes it:
+ *  horizontal pass in integers, vertical ((r0>>4)*b0>>16) + ((r1>>4)*b1>>16) + 2 >> 2. */
 export function resizeLinear(img, dw, dh) {
-  const out = new Uint8Array(dw * dh * 3);
-  const sx = img.width / dw, sy = img.height / dh;
-  for (let dy = 0; dy < dh; dy++) {
-    let fy = (dy + 0.5) * sy - 0.5, y0 = Math.floor(fy); fy -= y0;
-    if (y0 < 0) { y0 = 0; fy = 0; }
-    if (y0 >= img.height - 1) { y0 = img.height - 1; fy = 0; }
-    const y1 = Math.min(y0 + 1, img.height - 1);
+  const { width: sw, height: sh, data } = img, W = dw * 3;
+  const X = linearTab(sw, dw, true), Y = linearTab(sh, dh, false), simd = W >= 16;
+  const hrow = (sy) => {
+    const out = new Int32Array(W), row = sy * sw * 3;
     for (let dx = 0; dx < dw; dx++) {
-      let fx = (dx + 0.5) * sx - 0.5, x0 = Math.floor(fx); fx -= x0;
-      if (x0 < 0) { x0 = 0; fx = 0; }
-      if (x0 >= img.width - 1) { x0 = img.width - 1; fx = 0; }
-      const x1 = Math.min(x0 + 1, img.width - 1);
+      const sx = X.ofs[dx], a0 = X.a[2 * dx], a1 = X.a[2 * dx + 1], p = row + sx * 3;
       for (let c = 0; c < 3; c++) {
-        const p = (y, x) => img.data[(y * img.width + x) * 3 + c];
-        const top = p(y0, x0) * (1 - fx) + p(y0, x1) * fx;
-        const bot = p(y1, x0) * (1 - fx) + p(y1, x1) * fx;
-        out[(dy * dw + dx) * 3 + c] = sat(top * (1 - fy) + bot * fy);
+        out[dx * 3 + c] = sx + 1 < sw ? data[p + c] * a0 + data[p + 3 + c] * a1 : data[p + c] * 2048;
       }
+    }
+    return out;
+  };
+  const out = new Uint8Array(dh * W), clampY = (y) => Math.min(Math.max(y, 0), sh - 1);
+  for (let dy = 0; dy < dh; dy++) {
+    const r0 = hrow(clampY(Y.ofs[dy])), r1 = hrow(clampY(Y.ofs[dy] + 1));
+    const b0 = Y.a[2 * dy], b1 = Y.a[2 * dy + 1];
+    for (let x = 0; x < W; x++) {
+      const v = simd
+        ? ((((r0[x] >> 4) * b0) >> 16) + (((r1[x] >> 4) * b1) >> 16) + 2) >> 2
+        : (r0[x] * b0 + r1[x] * b1 + (1 << 21)) >> 22;
+      out[dy * W + x] = Math.min(255, Math.max(0, v));
     }
   }
   return { width: dw, height: dh, data: out };
 }
 
-/** Centre square, then resize to (height, width): area when shrinking, linear otherwise. */
+/** Centre square, then resize to (height, width): area when shrinking, linear otherwise.
+ *  (A non-square input that shrinks on one axis and grows on the other is not replicated
+ *  exactly: OpenCV then uses its own area-upscaling weights. Exported models are square.) */
 export function fitToInput(img, height, width) {
   const sq = height === width ? centerSquare(img) : img;
   if (sq.width === width && sq.height === height) return sq;
