@@ -169,6 +169,17 @@ def pick_files(page, files: list[Path]) -> list[dict]:
     return page.evaluate("window.skinlesion.results").copy()[-len(files):]
 
 
+DROP = """async ([b64, name]) => {
+  const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+  const dt = new DataTransfer();
+  dt.items.add(new File([bytes], name, { type: "image/jpeg" }));
+  const n = window.skinlesion.batchDone || 0;
+  document.dispatchEvent(new DragEvent("drop", { dataTransfer: dt, bubbles: true }));
+  while ((window.skinlesion.batchDone || 0) === n) await new Promise((r) => setTimeout(r, 20));
+  return window.skinlesion.results.at(-1);
+}"""
+
+
 def assert_agree(page_probs, py_probs, py_labels, page_labels, threshold) -> None:
     page_probs, py_probs = np.asarray(page_probs), np.asarray(py_probs)
     diff = np.abs(page_probs - py_probs)
@@ -198,6 +209,8 @@ def test_file_picker_matches_python_runner(browser, app_url, python_runner, tmp_
                  python_runner.manifest.threshold)
     assert page.is_visible("#disclaimer")
     assert "not a medical device" in page.text_content("#disclaimer")
+    dropped = page.evaluate(DROP, [base64.b64encode(files[2].read_bytes()).decode(), "drop.jpg"])
+    assert dropped["source"] == "drop.jpg" and dropped["probability"] == results[2]["probability"]
     bad = tmp_path / "broken.jpg"
     bad.write_bytes(files[0].read_bytes()[:300])
     after = pick_files(page, [bad, files[1]])  # a bad file is one line, the batch goes on
