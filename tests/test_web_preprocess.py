@@ -68,9 +68,10 @@ def run_js(tmp: Path, jobs: list[tuple[np.ndarray, str, list]]) -> list:
 
 
 @pytest.fixture(scope="module")
-def real_images(real_data_dir) -> list[np.ndarray]:
-    files = sorted((real_data_dir / "test" / "malignant").glob("*.jpg"), key=lambda p: int(p.stem))
-    return [load_rgb(f) for f in files[:6]]
+def real_images() -> list[np.ndarray]:
+    from tests.test_web import real_test_images  # the data dir as train/data.py resolves it
+
+    return [load_rgb(f) for f in real_test_images(12)[6:]]
 
 
 SHRINK = [(360, 480), (300, 400), (1000, 1000), (225, 225), (449, 449), (448, 448),
