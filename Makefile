@@ -9,7 +9,7 @@ DATA    ?=
 DATA_FLAG := $(if $(DATA),--data $(DATA),)
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: all next setup test train evaluate export classify bench train-shipped shipped golden clean
+.PHONY: all next setup test web-deps train evaluate export classify bench train-shipped shipped golden clean
 
 all: train evaluate export classify bench next  ## the whole job on the default dataset
 
@@ -30,8 +30,18 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-test: $(STAMP)
+test: $(STAMP) web-deps
 	$(BIN)/python -m pytest -q
+
+# The browser tests' prerequisites (tests/test_web*.py): Debian's chromium, installed when
+# missing and running as root, and the runtime the web app vendors (npm ci in web/).
+web-deps: web/node_modules/.installed
+	@command -v chromium >/dev/null 2>&1 || [ "$$(id -u)" != 0 ] || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; }
+
+web/node_modules/.installed: web/package-lock.json
+	npm ci --prefix web --no-audit --no-fund --loglevel=error
+	touch $@
 
 # The demo model: the plain CNN at 128 px for 10 epochs. Unlike a
 # short MobileNetV2 run (98.10-98.42% int8 label agreement, under the 99% tolerance), it
