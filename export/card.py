@@ -32,6 +32,7 @@ class CardInputs:
     int8: dict  # the shipped int8 file's test metrics (``artifact_metrics``)
     n_train_images: int  # the dataset's train/ folder (validation is carved from it)
     bench: dict | None = None  # benchmarks/latency.py report.json
+    unseen: dict | None = None  # export/source_metrics.unseen_report (another source)
 
     def __post_init__(self):
         self.cfg, self.summ, self.met = self.run.config(), self.run.summary(), self.run.metrics()
@@ -157,6 +158,30 @@ def _metrics(c: CardInputs) -> list[str]:
         "the target on test (docs/experiments.md), hence the lower-bound rule above.", ""]
 
 
+def _unseen(c: CardInputs) -> list[str]:
+    """The shipped file on a source it never trained on: per acquisition group and type."""
+    u = c.unseen
+    if not u:
+        return []
+    from train.source_eval import table
+
+    o = u["overall"]
+    return [
+        f"## Other lesion types and acquisition groups ({u['folder']}, never trained on)", "",
+        f"The {u['n']} images of `{u['folder']}` (HAM10000: seven lesion types, four Vienna and "
+        "Queensland acquisition groups; without the twins of training images), through the "
+        "edge runner at the shipped threshold "
+        f"{c.ship.threshold:.4f}: ROC AUC {o['roc_auc']:.4f}, sensitivity {o['sensitivity']:.4f}, "
+        f"specificity {o['specificity']:.4f}. Each acquisition group stands in for another "
+        "clinic's dermoscope (a group with one or two malignant images says little):", "",
+        table(u["per_group"], ("n", "n_malignant", "roc_auc", "sensitivity", "specificity")),
+        "Per lesion type, the share called malignant (a benign type's false-positive rate, "
+        "a malignant type's sensitivity):", "",
+        table(u["per_type"], ("n", "malignant", "called_malignant")),
+        "The model never saw keratoses, carcinomas, dermatofibromas or vascular lesions and calls "
+        "most keratoses malignant: do not use it on them.", ""]
+
+
 def _quantization(c: CardInputs) -> list[str]:
     exp = c.exp
     L = [f"## Quantization effects (export parity report, same {exp['n_test']} images)", "",
@@ -222,5 +247,5 @@ def _reproduce(run: RunDir, models: Path) -> list[str]:
 def render(c: CardInputs) -> str:
     """The whole card as Markdown."""
     return "\n".join([*_intro(), *_data(c), "## Model", *_model_lines(c.cfg, c.summ, c.man), "",
-                      *_threshold(c), *_metrics(c), *_quantization(c), *_latency(c),
+                      *_threshold(c), *_metrics(c), *_unseen(c), *_quantization(c), *_latency(c),
                       *_reproduce(c.run.path, c.models)])

@@ -33,7 +33,26 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--bench", type=Path, default=None, help="benchmarks/latency.py report.json")
     ap.add_argument("--data", default=None, help="dataset folder (default: the usual places)")
     ap.add_argument("--out", default=Path("MODEL_CARD.md"), type=Path)
+    ap.add_argument("--unseen", default="auto",
+                    help="a MANIFEST.csv source folder the run never trained on, measured per "
+                         "acquisition group and lesion type; auto: ham10000-extra beside the "
+                         "dataset; none: skip")
     return ap
+
+
+def _unseen(run: RunDir, models: Path, data_dir: Path, arg: str) -> dict | None:
+    """Another source (default: ``ham10000-extra`` beside the dataset) through the shipped
+    file, when it exists and the run did not train on it."""
+    from export.source_metrics import unseen_report
+    from train.sources import HAM_NAME, MANIFEST_CSV
+
+    if arg == "none":
+        return None
+    folder = Path(data_dir).parent / HAM_NAME if arg == "auto" else Path(arg)
+    trained = {Path(s).name for s in run.config().get("data_sources", [])}
+    if not (folder / MANIFEST_CSV).is_file() or folder.name in trained:
+        return None
+    return unseen_report(models / "model_int8.tflite", folder)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     int8 = artifact_metrics(args.models / "model_int8.tflite", data_dir)
     bench = json.loads(args.bench.read_text()) if args.bench and args.bench.is_file() else None
-    card = CardInputs(run, args.models, int8, len(list_samples(data_dir, "train")), bench)
+    card = CardInputs(run, args.models, int8, len(list_samples(data_dir, "train")), bench,
+                      _unseen(run, args.models, data_dir, args.unseen))
     atomic_write_text(args.out, render(card))
     print(f"wrote {args.out}")
     return 0

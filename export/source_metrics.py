@@ -38,7 +38,7 @@ def artifact_outputs(clf, items) -> tuple[np.ndarray, list]:
 
 
 def split_report(clf, items) -> dict:
-    """Metrics of one split at the artifact's threshold."""
+    """Metrics of one split at the artifact's threshold (per source, acquisition group, type)."""
     m = clf.manifest
     out, its = artifact_outputs(clf, items)
     y = np.array([i.label for i in its])
@@ -46,10 +46,27 @@ def split_report(clf, items) -> dict:
     types = ([m.classes[k] for k in out[:, 1:1 + len(m.classes)].argmax(1)]
              if m.classes else None)
     dx = [i.dx for i in its]
+    groups = [i.group for i in its]
     return {"n": len(y), "overall": M.binary_metrics(y, p, m.threshold),
             "per_source": per_source(y, p, [i.source for i in its], m.threshold),
+            "per_group": per_source(y, p, groups, m.threshold) if any(groups) else {},
             "per_type": per_type(y, p, dx, m.threshold, types),
             "mel_vs_nv_auc": mel_vs_nv_auc(y, p, dx)}
+
+
+def unseen_report(model: Path, folder: Path) -> dict:
+    """``model`` on every image of a source folder it never trained on (e.g. HAM10000-extra
+    for a model trained on skin-lesions only): per acquisition group and per type.
+
+    Only fair for a model that never saw the folder: a run that trained on it must be
+    measured on its validation split (``source_report``). Twins (the same lesion as a
+    primary-source training image, processed differently) are left out."""
+    from edge.classifier import Classifier
+    from train.sources import load_source
+
+    rep = split_report(Classifier(model), [i for i in load_source(folder) if not i.twin])
+    rep["folder"] = Path(folder).name
+    return rep
 
 
 def source_report(model: Path, sources: list[str], val_fraction: float = 0.15,

@@ -102,3 +102,28 @@ def test_exported_files_carry_the_types_and_the_runner_reads_them(typed_export):
         np.testing.assert_allclose(vec, keras_out[0], atol=0.06)
         probs = clf.manifest.class_probabilities(vec)
         assert set(probs) == set(DX_CLASSES) and abs(sum(probs.values()) - 1) < 0.05
+
+
+def test_unseen_report_per_group_and_type_without_twins(tmp_path):
+    """The shipped int8 file on a small MANIFEST.csv source: groups, types, twins left out."""
+    import cv2
+
+    from export.source_metrics import unseen_report
+    from tests.fixtures_common import ROOT
+
+    rows = ["path,label,dx,lesion_id,dataset,twin"]
+    rng = np.random.default_rng(0)
+    for i, (dx, grp) in enumerate([("nv", "a"), ("bkl", "a"), ("bcc", "a"), ("mel", "b"),
+                                   ("nv", "b"), ("nv", "b")]):
+        label = "malignant" if dx in MALIGNANT_DX else "benign"
+        path = tmp_path / label / f"{i}.jpg"
+        path.parent.mkdir(exist_ok=True)
+        cv2.imwrite(str(path), synth_lesion(rng, label == "malignant", 64))
+        twin = "train/benign/1.jpg" if i == 5 else ""
+        rows.append(f"{label}/{i}.jpg,{label},{dx},L{i},{grp},{twin}")
+    (tmp_path / "MANIFEST.csv").write_text("\n".join(rows) + "\n")
+    rep = unseen_report(ROOT / "models" / "model_int8.tflite", tmp_path)
+    assert rep["n"] == 5  # the twin is left out
+    assert set(rep["per_group"]) == {"a", "b"} and rep["per_group"]["a"]["n"] == 3
+    assert set(rep["per_type"]) == {"nv", "bkl", "bcc", "mel"}
+    assert all(0 <= r["called_malignant"] <= 1 for r in rep["per_type"].values())
