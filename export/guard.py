@@ -11,6 +11,14 @@ guard passes an image when its score >= 0.5, i.e. ``d <= tau``. ``tau`` is chose
 run's validation images so that >= 99% of them pass, ``width`` is the spread of the
 validation distances (the score is 1 for typical lesions and 0 far outside).
 
+With generated non-lesion images (``export/nonlesions.py``; nothing downloaded), a second
+statistic joins it (method ``gaussian-minor-l1+lda``): the projection of the features on a
+shrunk Fisher discriminant between the training lesions and those images, scored the same
+way; the artifact outputs the minimum of the two scores, one operating point for both.
+Measured on MobileNetV2-0.35 @ 128 px (3 epochs; float features): the Gaussian part alone
+rejected 54% of generated and 83% of real scikit-image photo crops; with the discriminant
+100% and 98.5%, while 99.5% of test and 99.3% of ham10000-extra lesions still pass.
+
 Why L1, clipped, piecewise linear: it survives full int8 quantization without seeing a single
 non-lesion image in calibration. ``relu6(+z)`` and ``relu6(-z)`` are two fused-ReLU6 dense
 outputs with a fixed [0, 6] range (never a range stretched by outliers), their sum is an int32
@@ -34,20 +42,30 @@ METHOD = "gaussian-minor-l1"
 CLIP = 6.0
 PASS_RATE = 0.99  # share of validation lesion images the operating point keeps
 DEFAULT_K = 128  # measured: see MODEL_CARD.md / the module docstring
+LDA_REG = 0.1  # extra ridge on the discriminant's covariance (share of its mean variance)
 GUARD_PREFIX = "guard_"  # layer names; ONNX/TFLite op names carry them
 
 
 @dataclass
 class GuardFit:
-    """Everything the in-graph guard needs: ``z = (f - mean) @ projection``; ``d = sum min(|z|, clip)``."""
+    """Everything the in-graph guard needs (float64 here; the graph holds float32 copies).
+
+    Gaussian part: ``z = (f - mean) @ projection``, ``d = sum min(|z|, clip)``; discriminant
+    part (optional): ``l = f @ direction``. Score ``min(s_d, s_l)`` with
+    ``s_d = clip(0.5 + (tau - d) / (2 width), 0, 1)`` and ``s_l`` likewise from ``l``.
+    """
 
     mean: np.ndarray  # (D,)
     projection: np.ndarray  # (D, k) whitening
     tau: float
     width: float
     clip: float = CLIP
+    direction: np.ndarray | None = None  # (D,) lesion -> non-lesion discriminant
+    l_tau: float = 0.0
+    l_width: float = 1.0
     n_train: int = 0
     n_val: int = 0
+    n_negative: int = 0
     val_pass: float = float("nan")
 
     @property
@@ -58,15 +76,25 @@ class GuardFit:
         z = (np.asarray(feats, np.float64) - self.mean) @ self.projection
         return np.minimum(np.abs(z), self.clip).sum(axis=1)
 
+    def projection_l(self, feats: np.ndarray) -> np.ndarray:
+        return np.asarray(feats, np.float64) @ self.direction
+
     def score(self, feats: np.ndarray) -> np.ndarray:
         """The in-distribution score in [0, 1] (what the artifact outputs, in float)."""
-        return np.clip(0.5 + (self.tau - self.distance(feats)) / (2 * self.width), 0.0, 1.0)
+        s = np.clip(0.5 + (self.tau - self.distance(feats)) / (2 * self.width), 0.0, 1.0)
+        if self.direction is None:
+            return s
+        s_l = np.clip(0.5 + (self.l_tau - self.projection_l(feats)) / (2 * self.l_width), 0, 1)
+        return np.minimum(s, s_l)
 
     def describe(self) -> str:
+        both = (f" and its projection on a lesion-vs-generated-non-lesion discriminant "
+                f"(shrunk LDA, {self.n_negative} generated images) <= {self.l_tau:.3f}"
+                if self.direction is not None else "")
         return (f"pass when score >= 0.5, i.e. the clipped L1 distance of the whitened "
-                f"penultimate features (k={self.k} minor components) <= {self.tau:.3f}, chosen so that "
-                f"{self.val_pass:.2%} of {self.n_val} validation images pass (target >= "
-                f"{PASS_RATE:.0%})")
+                f"penultimate features (k={self.k} minor components) <= {self.tau:.3f}{both}; "
+                f"chosen so that {self.val_pass:.2%} of {self.n_val} validation images pass "
+                f"(target >= {PASS_RATE:.0%})")
 
 
 def ledoit_wolf(x: np.ndarray) -> np.ndarray:
@@ -104,12 +132,39 @@ def operating_point(d_val: np.ndarray, pass_rate: float = PASS_RATE) -> tuple[fl
     return tau, width
 
 
+def discriminant(lesions: np.ndarray, negatives: np.ndarray, reg: float = LDA_REG) -> np.ndarray:
+    """Fisher direction ``(S + reg * mean(diag S) * I)^-1 (mu_neg - mu_lesion)``, pooled
+    Ledoit-Wolf covariance ``S``: large projections look like the negatives."""
+    les, neg = np.asarray(lesions, np.float64), np.asarray(negatives, np.float64)
+    x = np.concatenate([les - les.mean(0), neg - neg.mean(0)])
+    cov = ledoit_wolf(x)
+    cov += reg * np.trace(cov) / len(cov) * np.eye(len(cov))
+    return np.linalg.solve(cov, neg.mean(0) - les.mean(0))
+
+
 def fit_guard(train_feats: np.ndarray, val_feats: np.ndarray, k: int = DEFAULT_K,
-              pass_rate: float = PASS_RATE) -> GuardFit:
-    """Fit on training features; choose the operating point on validation features."""
+              pass_rate: float = PASS_RATE, negatives: np.ndarray | None = None) -> GuardFit:
+    """Fit on training features (and generated ``negatives``, when given); choose the
+    operating point on validation features so that ``pass_rate`` of them pass.
+
+    With negatives, the two statistics are put on one scale (each divided by its own
+    validation spread) and one threshold on their maximum is chosen, then split back.
+    """
     mean, proj = fit_gaussian(train_feats, k)
     g = GuardFit(mean, proj, 0.0, 1.0, n_train=len(train_feats), n_val=len(val_feats))
-    g.tau, g.width = operating_point(g.distance(val_feats), pass_rate)
+    d_val = g.distance(val_feats)
+    g.tau, g.width = operating_point(d_val, pass_rate)
+    if negatives is not None and len(negatives):
+        g.direction = discriminant(train_feats, negatives)
+        g.n_negative = len(negatives)
+        l_val = g.projection_l(val_feats)
+        d0, _ = operating_point(d_val, 0.5)
+        l0, g.l_width = operating_point(l_val, 0.5)
+        span_d = max(np.percentile(d_val, 99) - d0, 1e-6)
+        span_l = max(np.percentile(l_val, 99) - l0, 1e-6)
+        theta, _ = operating_point(np.maximum((d_val - d0) / span_d, (l_val - l0) / span_l),
+                                   pass_rate)
+        g.tau, g.l_tau = d0 + theta * span_d, l0 + theta * span_l
     g.val_pass = float(np.mean(g.score(val_feats) >= 0.5))
     return g
 
@@ -188,5 +243,12 @@ def guarded_model(model, fit: GuardFit):
     score.set_weights([np.full((2 * k, 1), -1.0 / (2 * fit.width), np.float32),
                        np.array([0.5 + fit.tau / (2 * fit.width)], np.float32)])
     s = layers.ReLU(max_value=1.0, name=f"{GUARD_PREFIX}clip")(s)
+    if fit.direction is not None:
+        lda = layers.Dense(1, name=f"{GUARD_PREFIX}discriminant")
+        s_l = lda(feats)
+        lda.set_weights([(-fit.direction / (2 * fit.l_width)).astype(np.float32)[:, None],
+                         np.array([0.5 + fit.l_tau / (2 * fit.l_width)], np.float32)])
+        s_l = layers.ReLU(max_value=1.0, name=f"{GUARD_PREFIX}discriminant_clip")(s_l)
+        s = layers.Minimum(name=f"{GUARD_PREFIX}score_min")([s, s_l])
     vec = layers.Concatenate(name="output_vector")([out, s])
     return keras.Model(inp, vec, name=model.name)

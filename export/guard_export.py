@@ -1,8 +1,9 @@
 """The guard in the export pipeline: which images fit it, the manifest section, its statistics.
 
 ``load_guard_data`` takes the run's training split (minus validation) to fit the guard, its
-validation split for the operating point, and generated non-lesion images
-(``export/nonlesions.py``, seed ``NONLESION_SEED``) to measure the rejection rate.
+validation split for the operating point, generated non-lesion images (``export/nonlesions.py``,
+seed ``NEGATIVE_SEED``) for the guard's discriminant, and another generated set (seed
+``NONLESION_SEED``) to measure the rejection rate.
 ``attach_guard`` fits it on the Keras model's penultimate features, returns the model with
 the score appended to its output vector and fills ``manifest.guard`` (method, output index,
 threshold, rule, what it was fitted on, pass/reject rates). Parity later checks, per format,
@@ -27,7 +28,8 @@ from edge.preprocess import fit_to_input
 from export import guard as G
 from export.nonlesions import generate
 
-NONLESION_SEED = 1  # the export's own non-lesion set; tests use other seeds
+NEGATIVE_SEED = 0  # generated non-lesions the guard's discriminant is fitted on
+NONLESION_SEED = 1  # the export's own non-lesion test set; tests and guard_eval use others
 NONLESION_COUNT = 270
 # Least share of test + non-lesion images on which an artifact's guard decision must equal the
 # Keras model's. Float formats keep the score within 1e-5; int8 moves out-of-range
@@ -44,8 +46,9 @@ class GuardData:
     train: np.ndarray
     val: np.ndarray
     val_sources: list[str] = field(default_factory=list)  # one per val image
-    nonlesions: np.ndarray | None = None
+    nonlesions: np.ndarray | None = None  # rejection rate (stats) and guard parity
     nonlesion_kinds: list[str] = field(default_factory=list)
+    negatives: np.ndarray | None = None  # fit the discriminant (None: Gaussian part only)
     k: int = G.DEFAULT_K
     described: str = ""
 
@@ -75,7 +78,8 @@ def load_guard_data(config_path: Path | None, data_dir: Path, size: int) -> Guar
     if len(x_tr) < 50 or len(x_va) < 20:
         return None
     nl, kinds = nonlesion_set(size)
-    return GuardData(x_tr, x_va, [Path(data_dir).name] * len(x_va), nl, kinds,
+    neg, _ = nonlesion_set(size, seed=NEGATIVE_SEED)
+    return GuardData(x_tr, x_va, [Path(data_dir).name] * len(x_va), nl, kinds, neg,
                      described=f"{len(x_tr)} training and {len(x_va)} validation images of "
                                f"{Path(data_dir).name} (the run's split)")
 
@@ -91,7 +95,8 @@ def attach_guard(model, manifest: Manifest, data: GuardData,
     """Fit the guard on ``model``, fill ``manifest.guard``; return the guarded Keras model."""
     out_tr, f_tr = G.extract(model, data.train)
     out_va, f_va = G.extract(model, data.val)
-    fit = G.fit_guard(f_tr, f_va, data.k)
+    f_neg = G.extract(model, data.negatives)[1] if data.negatives is not None else None
+    fit = G.fit_guard(f_tr, f_va, data.k, negatives=f_neg)
     guarded = G.guarded_model(model, fit)
     stats: dict = {"val_pass": _rates(fit.score(f_va) >= 0.5, data.val_sources),
                    "n_train": len(data.train), "n_val": len(data.val)}
@@ -101,12 +106,17 @@ def attach_guard(model, manifest: Manifest, data: GuardData,
         stats["nonlesion_set"] = (f"{len(data.nonlesions)} generated images "
                                   f"(export/nonlesions.py, seed {NONLESION_SEED}), guard only "
                                   "(without the quality gate)")
-    manifest.guard = Guard(method=G.METHOD, index=int(out_tr.shape[1]), threshold=0.5,
-                           rule=fit.describe(), fitted_on=data.described, stats=stats)
+    manifest.guard = Guard(method=G.METHOD if fit.direction is None else G.METHOD + "+lda",
+                           index=int(out_tr.shape[1]), threshold=0.5,
+                           rule=fit.describe(), stats=stats,
+                           fitted_on=data.described + (
+                               f" + {len(data.negatives)} generated non-lesion images "
+                               f"(export/nonlesions.py, seed {NEGATIVE_SEED})"
+                               if data.negatives is not None else ""))
     check = np.asarray(guarded.predict(data.val[:16].astype(np.float32), verbose=0))
     if not np.allclose(check[:, -1], fit.score(f_va[:16]), atol=1e-3):
         raise RuntimeError("the in-graph guard score differs from the fitted one")
-    log(f"Guard: {G.METHOD}, k={fit.k}; validation pass {stats['val_pass']['all']:.2%}"
+    log(f"Guard: {manifest.guard.method}, k={fit.k}; validation pass {stats['val_pass']['all']:.2%}"
         + (f", non-lesion reject {stats['nonlesion_reject']['all']:.2%}"
            if "nonlesion_reject" in stats else ""))
     return guarded

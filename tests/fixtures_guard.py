@@ -62,9 +62,10 @@ def guarded_export_results(tmp_path_factory, tiny_model_path):
     model = keras.saving.load_model(tiny_model_path, compile=False)
     size = int(model.input_shape[1])
     nl, kinds = nonlesion_set(size, n=90)
+    neg, _ = nonlesion_set(size, n=90, seed=0)
     data = GuardData(fitted(textured_lesions(300, seed=21), size),
                      fitted(textured_lesions(120, seed=22), size), nonlesions=nl,
-                     nonlesion_kinds=kinds, described="synthetic textured lesions")
+                     nonlesion_kinds=kinds, negatives=neg, described="synthetic textured lesions")
     cal = fitted(textured_lesions(TINY_CALIBRATION, seed=11), size)  # what the model will see
     x_test = fitted(textured_lesions(48, seed=23), size)
     y_test = (np.arange(48) % 2).astype(np.int32)

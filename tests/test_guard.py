@@ -83,7 +83,7 @@ def test_the_export_writes_guard_and_gate_into_every_manifest(guarded_export_res
     out, results = guarded_export_results
     m = Manifest.load(out / "manifest.json")
     assert m.guard is not None and m.guard.index == 1 and m.output_size == 2
-    assert m.guard.method == G.METHOD and m.guard.threshold == 0.5 and m.guard.rule
+    assert m.guard.method == G.METHOD + "+lda" and m.guard.threshold == 0.5 and m.guard.rule
     assert m.guard.stats["val_pass"]["all"] >= 0.99
     assert 0 <= m.guard.stats["nonlesion_reject"]["all"] <= 1
     assert m.quality.enabled and m.quality.fitted_on
