@@ -4,7 +4,8 @@ Each image goes through the manifest's quality gate (``edge/quality.py``) first:
 one gets ``status="unusable"`` with the reason and never reaches the model. Otherwise the
 model's output vector gives P(malignant) (index 0), the lesion types (when the manifest has
 ``classes``) and the guard score (``manifest.guard.index``): below ``guard.threshold`` the
-status is ``"not_a_lesion"``. Only ``status == "ok"`` carries a benign/malignant label and
+status is ``"not_a_lesion"``. A manifest from before schema 3 has no guard, and gets the
+default quality gate for its input size (the gate does not depend on the model). Only ``status == "ok"`` carries a benign/malignant label and
 probability. ``guard=False`` (the runner's ``--no-guard``) skips both checks.
 
 Example:
@@ -24,7 +25,7 @@ from edge.atomic import sha256_file
 from edge.images import load_rgb
 from edge.manifest import Manifest, ManifestError, find_manifest
 from edge.preprocess import apply_color_constancy, dequantize, fit_to_input, to_model_input
-from edge.quality import PASS, check
+from edge.quality import PASS, check, gate_for_manifest
 from edge.runtimes import open_runtime
 
 
@@ -75,6 +76,7 @@ class Classifier:
         if verify:
             self._check_hash()
         self._check_shape()
+        self.gate = gate_for_manifest(self.manifest)  # old manifests: the default gate
 
     def _check_hash(self) -> None:
         """The file must be the one its manifest lists (same sha256), when the manifest says."""
@@ -128,11 +130,11 @@ class Classifier:
         m, spec = self.manifest, self.runtime.input
         if rgb.ndim != 3 or rgb.shape[2] != 3:
             raise ValueError(f"expected an (H, W, 3) RGB image, got shape {rgb.shape}")
-        if self.use_guard and m.quality.enabled and min(rgb.shape[:2]) < m.quality.min_side:
+        gate = self.gate if self.use_guard else None
+        if gate is not None and gate.enabled and min(rgb.shape[:2]) < gate.min_side:
             return self._result(source, t0, "unusable", "too_small")
         fitted = fit_to_input(rgb, m.input_height, m.input_width)
-        q = check(rgb, m.quality, m.input_height, m.input_width, fitted) if self.use_guard \
-            else PASS
+        q = check(rgb, gate, m.input_height, m.input_width, fitted) if gate is not None else PASS
         if not q.ok:
             return self._result(source, t0, "unusable", q.reason)
         x = to_model_input(apply_color_constancy(fitted, m.color_constancy), spec.dtype,

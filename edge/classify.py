@@ -36,7 +36,8 @@ EXIT_CODES = """not a lesion, unusable:
   a benign/malignant label in the console, CSV or JSON; the summary counts them. They are
   results, not errors: they never change the exit code (a camera sees no lesion most of the
   time). --no-guard turns both checks off. Models exported before the guard (schema 1/2,
-  such as the shipped models/) have neither: every usable input is labelled.
+  such as the shipped models/) have no guard; the quality gate, which does not depend on
+  the model, still applies with its defaults for the model's input size.
 
 exit codes:
   0    every input (image or frame) got a result: a label, not_a_lesion or unusable
@@ -148,10 +149,11 @@ def _load_classifier(args):
 
 def _model_line(clf) -> str:
     m = clf.manifest
-    g, q = m.guard, m.quality
+    g = m.guard
     checks = ("guard and quality gate off (--no-guard)" if not clf.use_guard else
               f"guard {'on' if g else 'none in this model'}, quality gate "
-              f"{'on' if q.enabled else 'off'}")
+              f"{'on' if clf.gate.enabled else 'off'}"
+              + (" (defaults: manifest before schema 3)" if m.schema < 3 else ""))
     return (f"Model: {clf.model_path} [{clf.backend}], input {m.input_height}x{m.input_width}, "
             f"threshold {m.threshold:.4f}; {checks}; not a medical device")
 

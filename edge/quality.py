@@ -6,9 +6,12 @@ re-implements the same checks in JavaScript; keep both in step). ``check`` retur
 ``too_dark``, ``too_bright``, ``flat``, ``blurred``; ``""`` when ok) and the measured values.
 An unusable input gets the runner status ``unusable`` and no benign/malignant label.
 
-The default thresholds (``DEFAULT_GATE``) were chosen from data: ``export/quality_fit.py``
+The default thresholds (``gate_for_size``) were chosen from data: ``export/quality_fit.py``
 measures the checks on the real lesion images (skin-lesions train+test, ham10000-extra) and
-keeps >= 99.5% of them passing every check at any model input size 96..224 px.
+keeps >= 99.5% of them (measured: 99.75-99.77%) passing every check at input sizes 32..224 px.
+Export writes the gate into every manifest; for a manifest from before schema 3 (no gate
+in it, e.g. the shipped ``models/``) the runner applies ``gate_for_size(input size)``:
+the gate does not depend on the model.
 
 Example:
     >>> import numpy as np
@@ -20,9 +23,12 @@ Example:
     >>> rng = np.random.default_rng(0)
     >>> check(rng.integers(60, 200, (100, 100, 3), dtype=np.uint8), DEFAULT_GATE, 64, 64).ok
     True
+    >>> gate_for_size(128).min_sharpness, gate_for_size(150).min_sharpness
+    (16.4, 12.4)
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -39,7 +45,8 @@ MESSAGES = {  # what a user reads; the reason code stays in CSV/JSON
     "blurred": "image too blurred",
 }
 
-# Chosen by export/quality_fit.py (see the module docstring and MODEL_CARD.md).
+# Brightness and flatness limits every measured lesion image passes (export/quality_fit.py);
+# the sharpness floor is per input size (``gate_for_size``).
 DEFAULT_GATE = QualityGate(
     enabled=True, min_side=32, min_brightness=20.0, max_brightness=240.0, flat_tolerance=6.0,
     max_flat_fraction=0.96, min_sharpness=0.0, fitted_on="")
@@ -72,6 +79,34 @@ class QualityResult:
 
 
 PASS = QualityResult(True, "", None)  # what a disabled gate returns
+
+SIZES = (32, 64, 96, 128, 160, 192, 224)
+# Measured by export/quality_fit.py on skin-lesions train+test (3,296) + ham10000-extra (1,894) images:
+# the 0.25th percentile of the Laplacian variance at each input size, rounded down.
+MIN_SHARPNESS = {32: 40.8, 64: 26.2, 96: 21.9, 128: 16.4, 160: 12.4, 192: 9.4, 224: 12.2}
+FITTED_ON = ("skin-lesions train+test (3,296) and ham10000-extra (1,894) lesion images: "
+             "brightness 33.7..223.2 and flat share <= 0.929 measured (limits 20..240 and "
+             "0.96 leave room for a small mole on plain skin), sharpness floor at the 0.25th "
+             "percentile for this input size (export/quality_fit.py)")
+
+
+def gate_for_size(size: int) -> QualityGate:
+    """The default gate for a square model input of ``size`` px.
+
+    The sharpness floor is the lowest one measured at any table size up to the next table
+    size at or above ``size`` (a non-increasing envelope: at 224 px the 224-px lesion images
+    are not resized, which puts their measured floor, 12.2, above the 192-px one, 9.4; a
+    camera frame is always resized). Above 224 px nothing was measured: the floor is 0.
+
+        >>> [gate_for_size(s).min_sharpness for s in (32, 100, 128, 224, 300)]
+        [40.8, 16.4, 16.4, 9.4, 0.0]
+    """
+    if size > SIZES[-1]:
+        floor = 0.0
+    else:
+        upper = min(s for s in SIZES if s >= size)
+        floor = min(v for s, v in MIN_SHARPNESS.items() if s <= upper)
+    return dataclasses.replace(DEFAULT_GATE, min_sharpness=floor, fitted_on=FITTED_ON)
 
 
 def luma(rgb: np.ndarray) -> np.ndarray:
@@ -121,6 +156,14 @@ def verdict(v: QualityValues, gate: QualityGate) -> str:
     if v.sharpness < gate.min_sharpness:
         return "blurred"
     return ""
+
+
+def gate_for_manifest(manifest) -> QualityGate:
+    """The manifest's gate; for a manifest from before schema 3 (none in it), the default
+    gate for its input size."""
+    if manifest.schema < 3:
+        return gate_for_size(min(manifest.input_height, manifest.input_width))
+    return manifest.quality
 
 
 def check(rgb: np.ndarray, gate: QualityGate, height: int, width: int,

@@ -4,7 +4,8 @@ Measures every ``QualityGate`` check (``edge.quality.measure``) on the lesion im
 model input size and keeps brightness/flatness limits that every lesion passes, plus a
 per-size sharpness floor at the ``--quantile`` percentile (0.25%), so >= 99.5% of lesion images
 pass the whole gate. Sharpness depends on the input size (a smaller image has more
-contrast per pixel), so the floor is a table by size; ``gate_for_size`` reads it.
+contrast per pixel), so the floor is a table by size (``edge.quality.MIN_SHARPNESS``, which
+``edge.quality.gate_for_size`` reads); this script re-measures it.
 
 Example:
     python export/quality_fit.py /work/shared/datasets/skin-lesions /work/shared/datasets/ham10000-extra
@@ -25,33 +26,7 @@ import dataclasses
 
 import numpy as np
 
-from edge.manifest import QualityGate
-from edge.quality import DEFAULT_GATE, measure, verdict
-
-SIZES = (32, 64, 96, 128, 160, 192, 224)
-# Measured by this script on skin-lesions train+test (3,296) + ham10000-extra (1,894) images:
-# the 0.25th percentile of the Laplacian variance at each input size, rounded down.
-MIN_SHARPNESS = {32: 40.8, 64: 26.2, 96: 21.9, 128: 16.4, 160: 12.4, 192: 9.4, 224: 12.2}
-FITTED_ON = ("skin-lesions train+test (3,296) and ham10000-extra (1,894) lesion images: "
-             "brightness/flatness limits every one passes, sharpness floor at the 0.25th "
-             "percentile for this input size (export/quality_fit.py)")
-
-
-def gate_for_size(size: int) -> QualityGate:
-    """The default gate for a square model input of ``size`` px.
-
-    Between table sizes the lower floor of the two neighbours applies (at 224 px the
-    lesion images are not resized, so that floor is higher than at 192); below 32 px the 32
-    floor; above 224 px nothing was measured, so the sharpness check is off (floor 0).
-    """
-    if size > SIZES[-1]:
-        floor = 0.0
-    else:
-        lower = [s for s in SIZES if s <= size] or [SIZES[0]]
-        upper = [s for s in SIZES if s >= size]
-        floor = min(MIN_SHARPNESS[lower[-1]], MIN_SHARPNESS[upper[0]])
-    return dataclasses.replace(DEFAULT_GATE, min_sharpness=floor, fitted_on=FITTED_ON)
-
+from edge.quality import DEFAULT_GATE, MIN_SHARPNESS, SIZES, gate_for_size, measure, verdict  # noqa: F401
 
 def lesion_files(folders: list[Path]) -> list[Path]:
     exts = {".jpg", ".jpeg", ".png"}

@@ -81,8 +81,9 @@ def test_a_disabled_gate_passes_everything():
 
 def test_gate_for_size_reads_the_measured_table():
     assert gate_for_size(128).min_sharpness == MIN_SHARPNESS[128]
-    between = gate_for_size(200).min_sharpness  # 192 < 200 < 224: the lower neighbour
-    assert between == min(MIN_SHARPNESS[192], MIN_SHARPNESS[224])
+    assert gate_for_size(150).min_sharpness == MIN_SHARPNESS[160]  # the next size's floor
+    # non-increasing with size: 224 px takes the 192 px floor, measured lower
+    assert gate_for_size(224).min_sharpness == min(MIN_SHARPNESS.values())
     assert gate_for_size(512).min_sharpness == 0.0  # nothing measured above 224 px
     g = gate_for_size(96)
     assert g.enabled and g.fitted_on and g.max_flat_fraction == DEFAULT_GATE.max_flat_fraction
