@@ -10,6 +10,7 @@ Examples:
     python edge/classify.py --camera                    # Pi camera module if present, else USB 0
     python edge/classify.py --camera 1 --roi 0.6 --save session.mp4
     python edge/classify.py --video clip.mp4 --headless --csv frames.csv
+    python edge/classify.py --no-guard photos/          # label every input: no quality gate, no guard
 """
 from __future__ import annotations
 

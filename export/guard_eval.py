@@ -36,7 +36,8 @@ def photo_crops(seed: int = 0, crops: int = 4) -> list[np.ndarray]:
     rng, out = np.random.default_rng(seed), []
     for name in PHOTOS:
         img = np.asarray(getattr(skimage.data, name)())
-        if img.dtype != np.uint8:
+        if img.dtype != np.uint8:  # bool or float images: stretch to 0..255
+            img = img.astype(np.float64)
             img = (255 * (img - img.min()) / max(float(np.ptp(img)), 1e-9)).astype(np.uint8)
         img = np.stack([img] * 3, -1) if img.ndim == 2 else img[..., :3]
         out.append(np.ascontiguousarray(img))

@@ -47,7 +47,7 @@ def table_rows(results) -> list[list[str]]:
     return rows
 
 
-GUARD_COLUMNS = ("format", "guard agree", "max |dscore|", "test pass", "non-lesion reject")
+GUARD_COLUMNS = ("format", "guard agree", "max score diff", "test pass", "non-lesion reject")
 
 
 def guard_table(results) -> str:

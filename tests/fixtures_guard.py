@@ -43,6 +43,7 @@ def photo(name: str) -> np.ndarray:
 
     img = np.asarray(getattr(skimage.data, name)())
     if img.dtype != np.uint8:
+        img = img.astype(np.float64)
         img = (255 * (img - img.min()) / max(float(np.ptp(img)), 1e-9)).astype(np.uint8)
     if img.ndim == 2:
         img = np.stack([img] * 3, -1)
