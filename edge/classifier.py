@@ -5,8 +5,9 @@ one gets ``status="unusable"`` with the reason and never reaches the model. Othe
 model's output vector gives P(malignant) (index 0), the lesion types (when the manifest has
 ``classes``) and the guard score (``manifest.guard.index``): below ``guard.threshold`` the
 status is ``"not_a_lesion"``. A manifest from before schema 3 has no guard, and gets the
-default quality gate for its input size (the gate does not depend on the model). Only ``status == "ok"`` carries a benign/malignant label and
-probability. ``guard=False`` (the runner's ``--no-guard``) skips both checks.
+default quality gate for its input size (the gate does not depend on the model). Only
+``status == "ok"`` carries a benign/malignant label and probability. ``guard=False`` (the
+runner's ``--no-guard``) skips both checks.
 
 Example:
     >>> clf = Classifier("models/model_int8.tflite")            # doctest: +SKIP

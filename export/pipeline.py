@@ -32,13 +32,13 @@ from edge.versions import package_versions as _package_versions
 from edge.atomic import atomic_write_bytes, sha256_file
 from edge.manifest import (MANIFEST_NAME, ArtifactInfo, Manifest, QualityGate, QuantParams,
                            read_embedded)
+from edge.quality import gate_for_size
 from edge.runtimes import open_runtime
 from export.context import ExportContext, ExportError
 from export.embed import embed_bytes, embeddable
 from export.formats import FORMATS, Format, Tolerance, select_formats
 from export.guard_export import GuardData, attach_guard
 from export.parity import ParityResult, check_artifact, keras_outputs, keras_probabilities
-from export.quality_fit import gate_for_size
 from export.report import REPORT_JSON, REPORT_MD, write_reports
 from export.threshold import ArtifactThreshold, OperatingRule, artifact_threshold, choose
 from export.validate import (MIN_CALIBRATION, check_calibration, ensure_writable,
@@ -158,6 +158,7 @@ def _base_manifest(manifest: Manifest | None, size: tuple[int, int], model) -> M
     m.versions = {**package_versions(), **m.versions}
     m.created = datetime.now(timezone.utc).isoformat(timespec="seconds")
     m.artifacts = {}
+    m.guard = None  # only a guard fitted in this export describes these artifacts
     return m
 
 
