@@ -197,3 +197,28 @@ def test_a_video_as_camera_says_no_lesion_in_view(guarded_export, tmp_path):
     assert code == EXIT_OK and (tmp_path / "annotated.avi").stat().st_size > 0
     doc = json.loads(out.read_text())
     assert [p["status"] for p in doc["predictions"]] == [p.status for p in preds]
+
+
+@pytest.mark.slow
+def test_the_export_cli_fits_the_guard_unless_told_not_to(tiny_model_path, tmp_path, capsys):
+    import shutil
+
+    from export.convert import main as convert
+    from tests.fixtures_common import write_synthetic_dataset
+
+    data = write_synthetic_dataset(tmp_path / "data", n_train=80, n_test=8, seed=3)
+    run = tmp_path / "run"
+    run.mkdir()
+    shutil.copy(tiny_model_path, run / "model.keras")
+    out = tmp_path / "export"
+    args = ["--run", str(run), "--data", str(data), "--formats", "tflite_fp32", "--out", str(out)]
+    assert convert(args + ["--guard-k", "8"]) == 0
+    printed = capsys.readouterr().out
+    assert "Guard: fitted on" in printed and "guard agreement 100.00%" in printed
+    m = Manifest.load(out / "manifest.json")
+    assert m.guard is not None and m.guard.index == 1 and "k=8 " in m.guard.rule
+    assert Classifier(out / "model_fp32.tflite").runtime.output.shape[-1] == 2
+    assert convert(args + ["--no-guard"]) == 0
+    m = Manifest.load(out / "manifest.json")
+    assert m.guard is None and m.output_size == 1 and m.quality.enabled
+    assert Classifier(out / "model_fp32.tflite").runtime.output.shape[-1] == 1
