@@ -2,7 +2,8 @@
 
 ``run_loop`` is the headless core (a generator, also used by the benchmark): read a frame,
 crop the region of interest, classify it with exactly the preprocessing used for files.
-``run_camera`` adds the window (label, probability, FPS, not-a-medical-device note), the
+``run_camera`` adds the window (label, probability, FPS, not-a-medical-device note; "no
+lesion in view" or the quality reason instead of a label when the guard or gate says so), the
 headless printout, ``--save`` recording, ESC/q/Ctrl-C handling and the summary.
 
 Failed reads are tolerated: a camera may drop frames (up to ``max_failed_reads`` in a row),

@@ -1,5 +1,14 @@
 """A classifier = a runtime + its manifest. Returns typed ``Prediction``s for RGB images.
 
+Each image goes through the manifest's quality gate (``edge/quality.py``) first: an unusable
+one gets ``status="unusable"`` with the reason and never reaches the model. Otherwise the
+model's output vector gives P(malignant) (index 0), the lesion types (when the manifest has
+``classes``) and the guard score (``manifest.guard.index``): below ``guard.threshold`` the
+status is ``"not_a_lesion"``. A manifest from before schema 3 has no guard, and gets the
+default quality gate for its input size (the gate does not depend on the model). Only
+``status == "ok"`` carries a benign/malignant label and probability. ``guard=False`` (the
+runner's ``--no-guard``) skips both checks.
+
 Example:
     >>> clf = Classifier("models/model_int8.tflite")            # doctest: +SKIP
     >>> clf.predict_file("lesion.jpg").label                         # doctest: +SKIP
@@ -16,20 +25,38 @@ import numpy as np
 from edge.atomic import sha256_file
 from edge.images import load_rgb
 from edge.manifest import Manifest, ManifestError, find_manifest
-from edge.preprocess import dequantize, fit_to_input, to_model_input
+from edge.preprocess import apply_color_constancy, dequantize, fit_to_input, to_model_input
+from edge.quality import PASS, check, gate_for_manifest
 from edge.runtimes import open_runtime
+
+
+STATUSES = ("ok", "not_a_lesion", "unusable")
 
 
 @dataclass
 class Prediction:
-    """One classified image. ``probability`` is the calibrated P(positive label)."""
+    """One image's result. ``probability`` is the calibrated P(positive label).
+
+    ``status``: ``"ok"`` (labelled), ``"not_a_lesion"`` (guard score below its threshold) or
+    ``"unusable"`` (quality gate; ``reason`` names the check). A non-ok result has
+    ``label``/``probability``/``raw_probability`` ``None``: no benign/malignant call.
+    """
 
     source: str
-    label: str
-    probability: float
-    raw_probability: float
+    label: str | None
+    probability: float | None
+    raw_probability: float | None
     threshold: float
     ms: float  # preprocess + inference + postprocess, excluding decode
+    status: str = "ok"
+    reason: str = ""  # quality check that failed (unusable), or "guard" (not_a_lesion)
+    lesion_type: str | None = None  # most likely type when the manifest has classes
+    type_probability: float | None = None
+    guard_score: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -40,8 +67,9 @@ class Classifier:
 
     def __init__(self, model_path: str | Path, backend: str = "auto",
                  threads: int | None = None, manifest: Manifest | None = None,
-                 verify: bool = False):
+                 verify: bool = False, guard: bool = True):
         self.model_path = Path(model_path)
+        self.use_guard = guard  # False: no quality gate, no out-of-distribution guard
         # the runtime first: a corrupt model is reported as such, not as a manifest problem
         self.runtime = open_runtime(self.model_path, backend, threads)
         # this file's own operating threshold, when export chose one for it
@@ -49,6 +77,7 @@ class Classifier:
         if verify:
             self._check_hash()
         self._check_shape()
+        self.gate = gate_for_manifest(self.manifest)  # old manifests: the default gate
 
     def _check_hash(self) -> None:
         """The file must be the one its manifest lists (same sha256), when the manifest says."""
@@ -87,10 +116,11 @@ class Classifier:
         return to_model_input(img, spec.dtype, spec.scale, spec.zero_point)
 
     def raw_outputs(self, x: np.ndarray) -> np.ndarray:
-        """Invoke on a prepared tensor; the dequantized output vector (manifest layout)."""
+        """Invoke on a prepared tensor; the dequantized output vector (float64)."""
         out = self.runtime.run(x)
         spec = self.runtime.output
-        return dequantize(np.asarray(out), spec.scale, spec.zero_point).reshape(-1)
+        return dequantize(np.asarray(out), spec.scale, spec.zero_point).reshape(-1).astype(
+            np.float64)
 
     def raw_probability(self, x: np.ndarray) -> float:
         """Invoke on a prepared tensor; the dequantized P(positive) before calibration."""
@@ -98,11 +128,36 @@ class Classifier:
 
     def predict_rgb(self, rgb: np.ndarray, source: str = "<array>") -> Prediction:
         t0 = time.perf_counter()
-        raw = self.raw_probability(self.prepare(rgb))
-        p = self.manifest.calibrate(raw)
-        label = self.manifest.label_for(p)
-        ms = (time.perf_counter() - t0) * 1000
-        return Prediction(source, label, p, raw, self.manifest.threshold, ms)
+        m, spec = self.manifest, self.runtime.input
+        if rgb.ndim != 3 or rgb.shape[2] != 3:
+            raise ValueError(f"expected an (H, W, 3) RGB image, got shape {rgb.shape}")
+        gate = self.gate if self.use_guard else None
+        if gate is not None and gate.enabled and min(rgb.shape[:2]) < gate.min_side:
+            return self._result(source, t0, "unusable", "too_small")
+        fitted = fit_to_input(rgb, m.input_height, m.input_width)
+        q = check(rgb, gate, m.input_height, m.input_width, fitted) if gate is not None else PASS
+        if not q.ok:
+            return self._result(source, t0, "unusable", q.reason)
+        x = to_model_input(apply_color_constancy(fitted, m.color_constancy), spec.dtype,
+                           spec.scale, spec.zero_point)
+        vec = self.raw_outputs(x)
+        g = m.guard
+        score = float(vec[g.index]) if g is not None and g.index >= 0 else None
+        if self.use_guard and score is not None and score < g.threshold:
+            return self._result(source, t0, "not_a_lesion", "guard", score)
+        raw = float(vec[0])
+        p = m.calibrate(raw)
+        types = m.class_probabilities(vec)
+        top = max(types, key=types.get) if types else None
+        return Prediction(source, m.label_for(p), p, raw, m.threshold,
+                          (time.perf_counter() - t0) * 1000, lesion_type=top,
+                          type_probability=types[top] if top else None, guard_score=score)
+
+    def _result(self, source: str, t0: float, status: str, reason: str,
+                score: float | None = None) -> Prediction:
+        """A result without a benign/malignant call (not a lesion, or unusable)."""
+        return Prediction(source, None, None, None, self.manifest.threshold,
+                          (time.perf_counter() - t0) * 1000, status, reason, guard_score=score)
 
     def predict_file(self, path: str | Path) -> Prediction:
         """Decode with ``edge.images.load_rgb`` (raises ``ImageError``) and classify."""

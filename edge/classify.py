@@ -10,6 +10,7 @@ Examples:
     python edge/classify.py --camera                    # Pi camera module if present, else USB 0
     python edge/classify.py --camera 1 --roi 0.6 --save session.mp4
     python edge/classify.py --video clip.mp4 --headless --csv frames.csv
+    python edge/classify.py --no-guard photos/          # label every input: no quality gate, no guard
 """
 from __future__ import annotations
 
@@ -21,18 +22,28 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 
 import argparse
 import os
-import time
 
 os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")  # no OpenCV warning lines around ours
 
 from edge.helpformat import DefaultsHelp  # noqa: E402
 
-EXIT_OK, EXIT_BAD_INPUT, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+from edge.runner import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE  # noqa: E402
+
 DEFAULT_MODEL = Path("models") / "model_int8.tflite"
-EXIT_CODES = """exit codes:
-  0    every input (image or frame) was classified
-  1    some inputs were bad (missing, unreadable, dropped frames); all the others were
-       classified and every requested output was still written
+EXIT_CODES = """not a lesion, unusable:
+  Every input first meets the quality gate of the model's manifest (too small, too dark or
+  bright, mostly one flat colour, blurred: status "unusable" with the reason), then the
+  model's out-of-distribution guard (status "not_a_lesion": no lesion in view). Neither gets
+  a benign/malignant label in the console, CSV or JSON; the summary counts them. They are
+  results, not errors: they never change the exit code (a camera sees no lesion most of the
+  time). --no-guard turns both checks off. Models exported before the guard (schema 1/2,
+  such as the shipped models/) have no guard; the quality gate, which does not depend on
+  the model, still applies with its defaults for the model's input size.
+
+exit codes:
+  0    every input (image or frame) got a result: a label, not_a_lesion or unusable
+  1    some inputs were bad (missing, unreadable, dropped frames); all the others got a
+       result and every requested output was still written
   2    usage or model error: bad flags, no/corrupt model, runtime not installed, manifest
        does not match the model, camera or video cannot be opened
   130  interrupted (Ctrl-C), in every mode (files, camera, video); the summary and any
@@ -73,6 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-n", "--limit", type=int, default=None,
                    help="classify at most N images, spread evenly over the sorted inputs")
     p.add_argument("-q", "--quiet", action="store_true", help="print only errors and the summary")
+    p.add_argument("--no-guard", action="store_true",
+                   help="skip the quality gate and the not-a-lesion guard: label every input")
     cam = p.add_argument_group("camera and video")
     cam.add_argument("--camera", nargs="?", const="auto", default=None, metavar="ID",
                      help="classify live frames: a USB camera index (0, 1, ...), a device "
@@ -111,6 +124,13 @@ def _validate(args) -> None:
             raise UsageError(f"--{flag.replace('_', '-')} must be a positive number, got {v}")
     if args.csv == "-" and args.json == "-":
         raise UsageError("only one of --json and --csv can go to stdout")
+    if args.roi:
+        from edge.camera import Roi
+
+        try:
+            Roi.parse(args.roi)
+        except ValueError as e:
+            raise UsageError(str(e)) from None
 
 
 def _load_classifier(args):
@@ -123,101 +143,21 @@ def _load_classifier(args):
         raise UsageError(f"no model at {model}: pass --model PATH (an exported .tflite or .onnx "
                          "with its manifest.json), or export one with python export/convert.py")
     try:
-        return Classifier(model, args.backend, args.threads, verify=True)
+        return Classifier(model, args.backend, args.threads, verify=True,
+                          guard=not args.no_guard)
     except (ManifestError, ModelLoadError, RuntimeMissing) as e:
         raise UsageError(str(e)) from None
 
 
-def run_files(args, clf, out, log) -> int:
-    from edge.images import ImageError
-    from edge.inputs import expand_inputs, spread
-    from edge.results import Failure, RunInfo, prediction_line, summarize
-
-    paths, problems = expand_inputs(args.inputs)
-    failures = [Failure(p.source, str(p)) for p in problems]
-    for f in failures:
-        log(f"error: {f.message}")
-    paths = spread(paths, args.limit)
-    info = RunInfo.from_classifier(clf, args.threads)
-    preds, code, t0 = [], EXIT_OK, time.perf_counter()
-    try:
-        for path in paths:
-            try:
-                pred = clf.predict_file(path)
-            except ImageError as e:
-                failures.append(Failure(str(path), str(e)))
-                log(f"error: {e}")
-                continue
-            except Exception as e:  # a decoder/runtime surprise must not stop the batch
-                msg = f"{path}: cannot classify ({type(e).__name__}: {_first_line(e)})"
-                failures.append(Failure(str(path), msg))
-                log(f"error: {msg}")
-                continue
-            preds.append(pred)
-            if not args.quiet:
-                out(prediction_line(pred, info.positive_label))
-    except KeyboardInterrupt:
-        log(f"interrupted: {len(preds)} of {len(paths)} images classified")
-        code = EXIT_INTERRUPTED
-    summary = summarize(preds, failures, time.perf_counter() - t0)
-    _write_outputs(args, preds, failures, summary, info, log)
-    if code == EXIT_OK and failures:
-        code = EXIT_BAD_INPUT
-    return code
-
-
-def run_live(args, clf, out, log) -> int:
-    from edge.camera import Roi, run_camera
-    from edge.results import Failure, RunInfo, prediction_line
-    from edge.sources import open_source
-
-    try:
-        roi = Roi.parse(args.roi) if args.roi else None
-    except ValueError as e:
-        raise UsageError(str(e)) from None
-    info = RunInfo.from_classifier(clf, args.threads)
-    source = open_source(args.camera, args.video, args.width, args.height)
-    try:
-        on_result = None if args.quiet else (
-            lambda r: out(prediction_line(r.prediction, info.positive_label)))
-        summary, preds = run_camera(clf, source, roi=roi, display=not args.headless,
-                                    save=args.save, max_frames=args.max_frames,
-                                    on_result=on_result, log=log)
-    finally:
-        source.close()
-    failures = [Failure(source.name, w) for w in summary.extra["warnings"]]
-    _write_outputs(args, preds, failures, summary, info, log, unit="frames")
-    if summary.extra["ended"].startswith("interrupted"):  # Ctrl-C: 130, as in file mode
-        return EXIT_INTERRUPTED
-    return EXIT_BAD_INPUT if summary.bad or failures else EXIT_OK
-
-
-def _write_outputs(args, preds, failures, summary, info, log, unit: str = "images") -> None:
-    from edge.results import summary_lines, to_dict, write_csv, write_json
-
-    for dest, write in ((args.json, lambda d: write_json(d, to_dict(preds, failures, summary,
-                                                                     info))),
-                        (args.csv, lambda d: write_csv(d, preds, failures, info))):
-        if dest is None:
-            continue
-        try:
-            write(dest)
-        except OSError as e:
-            raise UsageError(f"{dest}: cannot write results ({e.strerror or e})") from None
-    extra = summary.extra
-    lines = summary_lines(summary, info, unit)
-    if extra:
-        lines.insert(1, f"Source: {extra['source']} ({extra['ended']}); {extra['failed_reads']} "
-                        f"failed reads; FPS {summary.per_s or 0:.1f}"
-                        + (f"; region {extra['roi']}" if extra.get("roi") else "")
-                        + (f"; recorded to {extra['saved']}" if extra.get("saved") else ""))
-    for line in lines:
-        log(line)
-
-
-def _first_line(e: BaseException) -> str:
-    lines = str(e).strip().splitlines()
-    return lines[-1][:200] if lines else ""
+def _model_line(clf) -> str:
+    m = clf.manifest
+    g = m.guard
+    checks = ("guard and quality gate off (--no-guard)" if not clf.use_guard else
+              f"guard {'on' if g else 'none in this model'}, quality gate "
+              f"{'on' if clf.gate.enabled else 'off'}"
+              + (" (defaults: manifest before schema 3)" if m.schema < 3 else ""))
+    return (f"Model: {clf.model_path} [{clf.backend}], input {m.input_height}x{m.input_width}, "
+            f"threshold {m.threshold:.4f}; {checks}; not a medical device")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -237,19 +177,21 @@ def main(argv: list[str] | None = None) -> int:
         print(line, file=sys.stderr if to_stdout or line.startswith(("error", "warning"))
               else sys.stdout, flush=True)
 
+    from edge.runner import LiveOptions, Outputs, RunError, run_files, run_live
     from edge.sources import CameraError
 
     try:
         _validate(args)
         clf = _load_classifier(args)
         if not args.quiet:
-            m = clf.manifest
-            log(f"Model: {clf.model_path} [{clf.backend}], input {m.input_height}x"
-                f"{m.input_width}, threshold {m.threshold:.4f}; not a medical device")
-        if args.camera is not None or args.video is not None:
-            return run_live(args, clf, out, log)
-        return run_files(args, clf, out, log)
-    except (UsageError, CameraError) as e:
+            log(_model_line(clf))
+        outputs = Outputs(args.json, args.csv, args.quiet, args.threads)
+        if args.camera is None and args.video is None:
+            return run_files(clf, args.inputs, outputs, out, log, args.limit)
+        live = LiveOptions(args.camera, args.video, args.width, args.height, args.roi,
+                           args.headless, args.save, args.max_frames)
+        return run_live(clf, live, outputs, out, log)
+    except (UsageError, CameraError, RunError) as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

@@ -72,11 +72,16 @@ class QualityGate:
     Computed on the original size and on the fitted image (centre crop + resize to the model
     input, BEFORE colour constancy), uint8 RGB; luma ``Y = 0.299 R + 0.587 G + 0.114 B`` in
     float32. In this order, the first failing check is the reason:
-    ``too_small``: min(original height, width) < ``min_side``;
+    ``too_small``: min(original height, width) < ``min_side`` (the only check on the original;
+    the others use the fitted image);
     ``too_dark`` / ``too_bright``: mean(Y) < ``min_brightness`` / > ``max_brightness``;
-    ``flat``: share of pixels with |Y - median(Y)| <= ``flat_tolerance`` > ``max_flat_fraction``;
-    ``blurred``: variance of the 4-neighbour Laplacian of Y (interior pixels, no padding)
-    < ``min_sharpness``. ``enabled=False`` (or ``--no-guard``) skips every check.
+    ``flat``: share of pixels with |Y - median(Y)| <= ``flat_tolerance`` > ``max_flat_fraction``
+    (median of all pixels; an even count takes the mean of the two middle values);
+    ``blurred``: variance of the 4-neighbour Laplacian of Y (interior pixels, no padding;
+    population variance, divided by the count) < ``min_sharpness``. ``enabled=False`` (or
+    ``--no-guard``) skips every check. ``edge/quality.py`` implements this; export writes the
+    thresholds fitted for the model's input size (``export/quality_fit.py``). Manifests from
+    before schema 3 have no gate: the runner then checks nothing.
     """
 
     enabled: bool = True

@@ -1,8 +1,9 @@
 """On-screen overlay and GUI detection for the camera loop.
 
-The overlay shows the label, the probability and threshold, FPS, the region that was
-classified, the not-a-medical-device note and what the model was trained on. ``gui_problem``
-says (in one line) why no window can be opened: an OpenCV build without GUI support
+The overlay shows the label, the probability and threshold (or, without a label, "no lesion
+in view" when the guard rejects the region, or "unusable: <reason>" from the quality gate),
+FPS, the region that was classified, the not-a-medical-device note and what the model was
+trained on. ``gui_problem`` says (in one line) why no window can be opened: an OpenCV build without GUI support
 (``opencv-python-headless``) or no display; the runner then continues headless.
 
 Example:
@@ -11,6 +12,8 @@ Example:
     >>> p = Prediction("camera0#1", "benign", 0.12, 0.12, 0.5, 3.0)
     >>> draw_overlay(np.zeros((240, 320, 3), np.uint8), p, 14.8, "malignant").shape
     (240, 320, 3)
+    >>> headline(Prediction("cam#2", None, None, None, 0.5, 3.0, "not_a_lesion", "guard"))
+    'no lesion in view'
 """
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ import cv2
 import numpy as np
 
 from edge.classifier import Prediction
+from edge.quality import MESSAGES
 
 NOTE = "NOT a medical device - research/education only"  # edge.DISCLAIMER, short
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
@@ -63,6 +67,17 @@ def _wrap(text: str, scale: float, width: int) -> list[str]:
     return lines + ([cur] if cur else [])
 
 
+def headline(pred: Prediction, positive_label: str = "malignant") -> str:
+    """The overlay's main line: the label, or why there is none."""
+    if pred.status == "not_a_lesion":
+        return "no lesion in view"
+    if pred.status == "unusable":
+        return f"unusable: {MESSAGES.get(pred.reason, pred.reason)}"
+    kind = f"  {pred.lesion_type}" if pred.lesion_type else ""
+    return (f"{pred.label}  p({positive_label})={pred.probability:.2f} "
+            f"(thr {pred.threshold:.2f}){kind}")
+
+
 def draw_overlay(rgb: np.ndarray, pred: Prediction, fps: float | None,
                  positive_label: str = "malignant", rect: tuple[int, int, int, int] | None = None,
                  trained_on: str = "") -> np.ndarray:
@@ -74,9 +89,8 @@ def draw_overlay(rgb: np.ndarray, pred: Prediction, fps: float | None,
     if rect is not None:
         x, y, rw, rh = rect
         cv2.rectangle(img, (x, y), (x + rw - 1, y + rh - 1), _YELLOW, max(1, int(2 * scale)))
-    colour = _RED if pred.label == positive_label else _GREEN
-    _text(img, f"{pred.label}  p({positive_label})={pred.probability:.2f} "
-          f"(thr {pred.threshold:.2f})", (8, line), scale, colour, max(1, int(2 * scale)))
+    colour = (_WHITE if not pred.ok else _RED if pred.label == positive_label else _GREEN)
+    _text(img, headline(pred, positive_label), (8, line), scale, colour, max(1, int(2 * scale)))
     _text(img, f"{fps:.1f} FPS  {pred.ms:.0f} ms" if fps else f"{pred.ms:.0f} ms",
           (8, 2 * line), scale * 0.8, _WHITE)
     small = scale * 0.6

@@ -3,14 +3,19 @@
 Every output names the model, what it was trained on and that it is not a medical device:
 the console summary, the JSON document (``trained_on``/``disclaimer`` keys) and the CSV
 (``#`` comment lines before the header; read it with ``pandas.read_csv(f, comment="#")``).
-A failed input is a row too (``status = "error"`` with its one-line message).
+A failed input is a row too (``status = "error"`` with its one-line message). An input the
+guard calls ``not_a_lesion`` or the quality gate ``unusable`` is a result, not an error: its
+row has that status (and the reason) and an empty label and probability.
 
 Example:
     >>> from edge.classifier import Prediction
     >>> p = Prediction("a.jpg", "benign", 0.1, 0.1, 0.5, 2.0)
-    >>> s = summarize([p], [Failure("b.jpg", "b.jpg: empty file (0 bytes)")], wall_s=0.01)
-    >>> s.classified, s.bad, s.counts
-    (1, 1, {'benign': 1})
+    >>> q = Prediction("cat.jpg", None, None, None, 0.5, 2.0, "not_a_lesion", "guard")
+    >>> s = summarize([p, q], [Failure("b.jpg", "b.jpg: empty file (0 bytes)")], wall_s=0.01)
+    >>> s.classified, s.bad, s.counts, s.statuses
+    (2, 1, {'benign': 1, 'not_a_lesion': 1}, {'ok': 1, 'not_a_lesion': 1, 'unusable': 0})
+    >>> prediction_line(q).split()[:2]
+    ['not-a-lesion', 'guard=n/a']
 """
 from __future__ import annotations
 
@@ -25,10 +30,12 @@ from typing import Any, Iterable
 
 from edge import DISCLAIMER
 from edge.atomic import atomic_write_bytes
-from edge.classifier import Prediction
+from edge.classifier import STATUSES, Prediction
+from edge.quality import MESSAGES
 
-CSV_FIELDS = ("source", "status", "label", "probability", "raw_probability", "threshold", "ms",
-              "error")
+CSV_FIELDS = ("source", "status", "label", "probability", "raw_probability", "threshold",
+              "reason", "lesion_type", "type_probability", "guard_score", "ms", "error")
+SHOWN = {"not_a_lesion": "not-a-lesion", "unusable": "unusable"}  # console words
 
 
 @dataclass(frozen=True)
@@ -65,14 +72,15 @@ class RunInfo:
 class Summary:
     """Counts and latency of a run (files or frames)."""
 
-    classified: int
+    classified: int  # inputs with a result (any status)
     bad: int
-    counts: dict[str, int]
+    counts: dict[str, int]  # benign/malignant labels of ok results, plus the other statuses
     mean_ms: float | None
     p90_ms: float | None
     wall_s: float
     per_s: float | None  # images (or frames) per second over the whole run
     extra: dict[str, Any] = field(default_factory=dict)  # camera: failed reads, end reason
+    statuses: dict[str, int] = field(default_factory=dict)  # ok / not_a_lesion / unusable
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -89,17 +97,29 @@ def summarize(preds: list[Prediction], failures: list[Failure], wall_s: float,
               extra: dict[str, Any] | None = None) -> Summary:
     ms = [p.ms for p in preds]
     counts: dict[str, int] = {}
+    statuses = dict.fromkeys(STATUSES, 0)
     for p in preds:
-        counts[p.label] = counts.get(p.label, 0) + 1
+        key = p.label if p.ok else p.status
+        counts[key] = counts.get(key, 0) + 1
+        statuses[p.status] = statuses.get(p.status, 0) + 1
     return Summary(len(preds), len(failures), counts,
                    sum(ms) / len(ms) if ms else None, percentile(ms, 90), wall_s,
-                   len(preds) / wall_s if preds and wall_s > 0 else None, extra or {})
+                   len(preds) / wall_s if preds and wall_s > 0 else None, extra or {}, statuses)
 
 
 def prediction_line(p: Prediction, positive_label: str = "malignant") -> str:
-    """``malignant  p(malignant)=0.9132  threshold=0.4200    3.1 ms  path/to/img.jpg``"""
+    """``malignant  p(malignant)=0.9132  threshold=0.4200    3.1 ms  path/to/img.jpg``;
+    ``not-a-lesion  guard=0.1200 ...`` or ``unusable  (image too dark) ...`` without a label."""
+    if p.status == "unusable":
+        return f"{'unusable':<10} ({MESSAGES.get(p.reason, p.reason)})  {p.ms:6.1f} ms  {p.source}"
+    guard = "" if p.guard_score is None else f"  guard={p.guard_score:.2f}"
+    if not p.ok:
+        return (f"{SHOWN.get(p.status, p.status):<10} guard="
+                f"{'n/a' if p.guard_score is None else format(p.guard_score, '.4f')}  "
+                f"{p.ms:6.1f} ms  {p.source}")
+    kind = f"  type={p.lesion_type} ({p.type_probability:.2f})" if p.lesion_type else ""
     return (f"{p.label:<10} p({positive_label})={p.probability:.4f}  "
-            f"threshold={p.threshold:.4f}  {p.ms:6.1f} ms  {p.source}")
+            f"threshold={p.threshold:.4f}{kind}{guard}  {p.ms:6.1f} ms  {p.source}")
 
 
 def summary_lines(s: Summary, info: RunInfo, unit: str = "images") -> list[str]:
@@ -112,6 +132,10 @@ def summary_lines(s: Summary, info: RunInfo, unit: str = "images") -> list[str]:
              f"{info.threshold:.4f} on p({info.positive_label}))",
              f"Trained on: {info.trained_on}",
              info.disclaimer]
+    if s.statuses.get("not_a_lesion") or s.statuses.get("unusable"):
+        lines.insert(1, f"Not labelled: {s.statuses.get('not_a_lesion', 0)} not a lesion "
+                        f"(guard), {s.statuses.get('unusable', 0)} unusable (quality gate); "
+                        "--no-guard labels every input")
     return lines
 
 
@@ -144,14 +168,17 @@ def csv_text(preds: Iterable[Prediction], failures: Iterable[Failure], info: Run
     buf.write(f"# {info.disclaimer}\n# Trained on: {info.trained_on}\n"
               f"# Model: {info.model} [{info.backend}]; probability = calibrated "
               f"p({info.positive_label}); label = {info.positive_label} when probability >= "
-              f"threshold\n")
+              f"threshold; status not_a_lesion (guard) or unusable (quality gate, see reason) "
+              f"means no label\n")
     w = csv.DictWriter(buf, CSV_FIELDS, lineterminator="\n")
     w.writeheader()
+    num = lambda v: "" if v is None else f"{v:.6f}"  # noqa: E731
     for p in preds:
-        w.writerow({"source": p.source, "status": "ok", "label": p.label,
-                    "probability": f"{p.probability:.6f}",
-                    "raw_probability": f"{p.raw_probability:.6f}",
-                    "threshold": f"{p.threshold:.6f}", "ms": f"{p.ms:.3f}", "error": ""})
+        w.writerow({"source": p.source, "status": p.status, "reason": p.reason,
+                    "label": p.label or "", "probability": num(p.probability),
+                    "raw_probability": num(p.raw_probability), "threshold": num(p.threshold),
+                    "lesion_type": p.lesion_type or "", "type_probability": num(p.type_probability),
+                    "guard_score": num(p.guard_score), "ms": f"{p.ms:.3f}", "error": ""})
     for f in failures:
         w.writerow({"source": f.source, "status": "error", "error": f.message})
     return buf.getvalue()

@@ -80,6 +80,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keras-threshold", action="store_true",
                    help="give every file the Keras model's threshold instead of choosing each "
                         "file's own on the validation split")
+    p.add_argument("--no-guard", action="store_true",
+                   help="export without the out-of-distribution guard output (the quality gate "
+                        "is still written into the manifest)")
+    p.add_argument("--guard-k", type=int, default=None, metavar="K",
+                   help="guard: number of minor principal components (default: "
+                        "export/guard.py's DEFAULT_K)")
     p.add_argument("--seed", type=int, default=0, help="seed for drawing calibration images")
     return p
 
@@ -151,8 +157,10 @@ def run(args) -> int:
         print(f"Parity: {len(x)} test images from {data_dir}")
     if rule is not None:
         print(f"Thresholds: each file's own, {rule.describe()}")
+    guard = _guard_data(args, run_dir, data_dir, h)
     results = export_model(model, out, [f.name for f in formats], cal, manifest_from_run(info),
                            test_images=x, test_labels=y, tolerances=tolerances, operating=rule,
+                           guard=guard,
                            min_calibration=args.min_calibration,
                            log=lambda m: print(m, file=sys.stderr if "warning" in m else sys.stdout))
     print()
@@ -163,6 +171,25 @@ def run(args) -> int:
         print(f"error: {r.name}: {r.error or r.status}", file=sys.stderr)
     _print_next(out, results, data_dir)
     return EXIT_FAILED if failed else EXIT_OK
+
+
+def _guard_data(args, run_dir: Path, data_dir, size: int):
+    """The guard's fitting images (the run's split), or None with a warning."""
+    from export.guard_export import load_guard_data
+
+    if args.no_guard:
+        return None
+    data = load_guard_data(run_dir / "config.json", data_dir, size) if data_dir else None
+    if data is None:
+        print("warning: no training/validation images for the guard: exporting without it "
+              "(pass --data)", file=sys.stderr)
+        return None
+    if args.guard_k is not None:
+        if args.guard_k <= 0:
+            raise ExportError(f"--guard-k must be positive, got {args.guard_k}")
+        data.k = args.guard_k
+    print(f"Guard: fitted on {data.described}")
+    return data
 
 
 def _print_next(out: Path, results, data_dir) -> None:

@@ -29,6 +29,7 @@ import numpy as np
 from edge.classifier import Classifier
 from edge.manifest import Manifest
 from export.formats import Format, Tolerance
+from export.guard_export import MIN_GUARD_AGREEMENT, guard_agreement
 from core.metrics import apply_temperature, binary_metrics
 
 
@@ -50,6 +51,12 @@ class ParityResult:
     max_abs_diff: float
     mean_abs_diff: float
     decision_agreement: float = float("nan")  # the file at its own threshold vs Keras at its
+    # guard (when fitted): same not-a-lesion decision as Keras on test + non-lesion images
+    guard_agreement: float = float("nan")
+    guard_max_abs_diff: float = float("nan")
+    guard_test_pass: float = float("nan")  # this file's guard pass rate on the test lesions
+    guard_nonlesion_reject: float = float("nan")  # and rejection rate on non-lesion images
+    guard_min_agreement: float = float("nan")  # export/guard_export.py MIN_GUARD_AGREEMENT
     tolerance: dict = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
 
@@ -63,21 +70,35 @@ class ParityResult:
         return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in d.items()}
 
 
+def keras_outputs(model, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
+    """The Keras model's output vectors ``[N, C]`` for uint8 images (fed as float32 0..255)."""
+    if len(images) == 0:
+        return np.zeros((0, 1))
+    out = model.predict(images.astype(np.float32), batch_size=batch_size, verbose=0)
+    return np.asarray(out, np.float64).reshape(len(images), -1)
+
+
 def keras_probabilities(model, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
-    """Raw P(malignant) (output index 0) of the Keras model for uint8 images (float32 0..255)."""
-    x = images.astype(np.float32)
-    out = model.predict(x, batch_size=batch_size, verbose=0)
-    return np.asarray(out, np.float64).reshape(len(x), -1)[:, 0]
+    """Raw sigmoid outputs (output index 0) of the Keras model for uint8 images."""
+    return keras_outputs(model, images, batch_size)[:, 0]
+
+
+def artifact_outputs(path: Path, backend: str, manifest: Manifest,
+                     images: np.ndarray) -> tuple[np.ndarray, float, str]:
+    """(dequantized output vectors ``[N, C]``, load time in ms, backend), image by image."""
+    t0 = time.perf_counter()
+    clf = Classifier(path, backend=backend, threads=None, manifest=manifest)
+    load_ms = (time.perf_counter() - t0) * 1000
+    rows = [clf.raw_outputs(clf.prepare(img)) for img in images]
+    out = np.array(rows, np.float64).reshape(len(images), -1) if rows else np.zeros((0, 1))
+    return out, load_ms, clf.backend
 
 
 def artifact_probabilities(path: Path, backend: str, manifest: Manifest,
                            images: np.ndarray) -> tuple[np.ndarray, float, str]:
-    """(raw probabilities, load time in ms, backend) of one artifact, image by image."""
-    t0 = time.perf_counter()
-    clf = Classifier(path, backend=backend, threads=None, manifest=manifest)
-    load_ms = (time.perf_counter() - t0) * 1000
-    probs = np.array([clf.raw_probability(clf.prepare(img)) for img in images], np.float64)
-    return probs, load_ms, clf.backend
+    """(raw probabilities at output index 0, load time in ms, backend) of one artifact."""
+    out, load_ms, backend = artifact_outputs(path, backend, manifest, images)
+    return out[:, 0], load_ms, backend
 
 
 def compare(name: str, p_art: np.ndarray, p_keras: np.ndarray, labels: np.ndarray,
@@ -99,7 +120,8 @@ def compare(name: str, p_art: np.ndarray, p_keras: np.ndarray, labels: np.ndarra
     r = ParityResult(name, int(len(diff)), backend, thr, round(load_ms, 2), m_art["accuracy"],
                      m_art["roc_auc"], m_art["sensitivity"], m_art["specificity"],
                      m_keras["accuracy"], agreement, float(diff.max(initial=0.0)),
-                     float(diff.mean()) if len(diff) else 0.0, decisions, asdict(tolerance))
+                     float(diff.mean()) if len(diff) else 0.0, decisions,
+                     tolerance=asdict(tolerance))
     r.failures = _failures(r, tolerance)
     return r
 
@@ -108,6 +130,9 @@ def _failures(r: ParityResult, tol: Tolerance) -> list[str]:
     out = []
     if r.n == 0:
         return ["no test images to compare on"]
+    if not math.isnan(r.guard_agreement) and r.guard_agreement < r.guard_min_agreement:
+        out.append(f"guard decision agreement {r.guard_agreement:.2%} < "
+                   f"{r.guard_min_agreement:.0%} (test and non-lesion images)")
     if tol.max_prob_diff is not None and r.max_abs_diff > tol.max_prob_diff:
         out.append(f"max |p - p_keras| {r.max_abs_diff:.2e} > {tol.max_prob_diff:.0e}")
     if r.agreement < tol.min_agreement:
@@ -122,8 +147,27 @@ def _failures(r: ParityResult, tol: Tolerance) -> list[str]:
 
 def check_artifact(path: Path, fmt: Format, manifest: Manifest, images: np.ndarray,
                    labels: np.ndarray, p_keras: np.ndarray,
-                   tolerance: Tolerance | None = None) -> ParityResult:
-    """Run ``path`` with ``fmt.runtime`` on ``images`` and compare with ``p_keras``."""
-    p_art, load_ms, backend = artifact_probabilities(path, fmt.runtime, manifest, images)
-    return compare(fmt.name, p_art, p_keras, labels, manifest, tolerance or fmt.tolerance,
-                   load_ms, backend, manifest.for_artifact(path).threshold)
+                   tolerance: Tolerance | None = None, keras_vectors: np.ndarray | None = None,
+                   nonlesions: np.ndarray | None = None) -> ParityResult:
+    """Run ``path`` with ``fmt.runtime`` on ``images`` and compare with ``p_keras``.
+
+    With a guard in the manifest, ``keras_vectors`` holds the Keras output vectors for
+    ``images`` followed by ``nonlesions``; the guard decisions are compared on all of them.
+    """
+    g = manifest.guard
+    extra = nonlesions if g is not None and nonlesions is not None else images[:0]
+    out, load_ms, backend = artifact_outputs(path, fmt.runtime, manifest,
+                                             np.concatenate([images, extra]))
+    tol = tolerance or fmt.tolerance
+    n = len(images)
+    r = compare(fmt.name, out[:n, 0], p_keras, labels, manifest, tol, load_ms, backend,
+                manifest.for_artifact(path).threshold)
+    if g is not None and keras_vectors is not None:
+        s_art, s_keras = out[:, g.index], keras_vectors[:, g.index]
+        r.guard_agreement, r.guard_max_abs_diff = guard_agreement(s_art, s_keras, g.threshold)
+        r.guard_test_pass = float(np.mean(s_art[:n] >= g.threshold)) if n else float("nan")
+        if len(extra):
+            r.guard_nonlesion_reject = float(np.mean(s_art[n:] < g.threshold))
+        r.guard_min_agreement = MIN_GUARD_AGREEMENT["quantized" if fmt.quantized else "float"]
+        r.failures = _failures(r, tol)
+    return r

@@ -30,12 +30,15 @@ import numpy as np
 
 from edge.versions import package_versions as _package_versions
 from edge.atomic import atomic_write_bytes, sha256_file
-from edge.manifest import MANIFEST_NAME, ArtifactInfo, Manifest, QuantParams, read_embedded
+from edge.manifest import (MANIFEST_NAME, ArtifactInfo, Manifest, QualityGate, QuantParams,
+                           read_embedded)
+from edge.quality import gate_for_size
 from edge.runtimes import open_runtime
 from export.context import ExportContext, ExportError
 from export.embed import embed_bytes, embeddable
 from export.formats import FORMATS, Format, Tolerance, select_formats
-from export.parity import ParityResult, check_artifact, keras_probabilities
+from export.guard_export import GuardData, attach_guard
+from export.parity import ParityResult, check_artifact, keras_outputs, keras_probabilities
 from export.report import REPORT_JSON, REPORT_MD, write_reports
 from export.threshold import ArtifactThreshold, OperatingRule, artifact_threshold, choose
 from export.validate import (MIN_CALIBRATION, check_calibration, ensure_writable,
@@ -96,7 +99,8 @@ def export_model(model_or_path, out_dir: str | Path, formats: str | Iterable[str
                  calibration: np.ndarray | None = None, manifest: Manifest | None = None, *,
                  test_images: np.ndarray | None = None, test_labels: np.ndarray | None = None,
                  tolerances: dict[str, Tolerance] | None = None,
-                 operating: OperatingRule | None = None,
+                 operating: OperatingRule | None = None, guard: GuardData | None = None,
+                 quality: QualityGate | None = None,
                  min_calibration: int = MIN_CALIBRATION, opset: int = 17,
                  log: Callable[[str], None] = print) -> list[FormatResult]:
     """Export ``model_or_path`` to ``formats`` in ``out_dir``; one ``FormatResult`` per format.
@@ -105,7 +109,10 @@ def export_model(model_or_path, out_dir: str | Path, formats: str | Iterable[str
     images for int8, unwritable folder); per-format failures are rows with ``ok=False``.
     Parity runs when ``test_images``/``test_labels`` are given. With ``operating`` (validation
     images and the threshold rule), every artifact gets its own threshold in the manifest;
-    without it, all use the manifest's (the float model's) threshold.
+    without it, all use the manifest's (the float model's) threshold. With ``guard``
+    (``export/guard_export.py``), the out-of-distribution score is fitted and appended to the
+    output vector of every artifact. Every manifest gets the quality gate: ``quality``, or
+    by default the one fitted for its input size (``export/quality_fit.py``).
     """
     if isinstance(model_or_path, (str, Path)):
         model, name = load_keras_model(model_or_path), str(model_or_path)
@@ -119,6 +126,9 @@ def export_model(model_or_path, out_dir: str | Path, formats: str | Iterable[str
     check_calibration(calibration, size, selected, min_calibration, log)
     out_dir = ensure_writable(Path(out_dir))
     manifest = _base_manifest(manifest, size, model)
+    manifest.quality = quality if quality is not None else gate_for_size(min(size))
+    if guard is not None:
+        model = attach_guard(model, manifest, guard, log)
     if operating is not None:
         _check_keras_threshold(model, manifest, operating, log)
     for stale in (MANIFEST_NAME, REPORT_JSON, REPORT_MD):  # no sidecar may describe a mix
@@ -135,7 +145,8 @@ def export_model(model_or_path, out_dir: str | Path, formats: str | Iterable[str
     _remove_stale(out_dir, {r.name for r in results if r.ok}, log)
     manifest.save(out_dir / MANIFEST_NAME)
     if test_images is not None and test_labels is not None:
-        _parity(model, results, manifest, test_images, test_labels, tolerances or {}, log)
+        _parity(model, results, manifest, test_images, test_labels, tolerances or {}, log,
+                guard.nonlesions if guard is not None else None)
     write_reports(out_dir, results, manifest)
     return results
 
@@ -147,6 +158,7 @@ def _base_manifest(manifest: Manifest | None, size: tuple[int, int], model) -> M
     m.versions = {**package_versions(), **m.versions}
     m.created = datetime.now(timezone.utc).isoformat(timespec="seconds")
     m.artifacts = {}
+    m.guard = None  # only a guard fitted in this export describes these artifacts
     return m
 
 
@@ -253,16 +265,20 @@ def _remove_stale(out_dir: Path, written: set[str], log: Callable[[str], None]) 
 
 def _parity(model, results: list[FormatResult], manifest: Manifest, images: np.ndarray,
             labels: np.ndarray, tolerances: dict[str, Tolerance],
-            log: Callable[[str], None]) -> None:
-    log(f"Checking parity with Keras on {len(images)} test images")
-    p_keras = keras_probabilities(model, images)
+            log: Callable[[str], None], nonlesions: np.ndarray | None = None) -> None:
+    log(f"Checking parity with Keras on {len(images)} test images"
+        + (f" (guard: also {len(nonlesions)} non-lesion images)" if manifest.guard is not None
+           and nonlesions is not None else ""))
+    extra = nonlesions if manifest.guard is not None and nonlesions is not None else images[:0]
+    vectors = keras_outputs(model, np.concatenate([images, extra]))
+    p_keras = vectors[:len(images), 0]
     for res in results:
         if not res.ok:
             continue
         fmt = FORMATS[res.name]
         try:
             res.parity = check_artifact(res.path, fmt, manifest, images, labels, p_keras,
-                                        tolerances.get(res.name, fmt.tolerance))
+                                        tolerances.get(res.name, fmt.tolerance), vectors, extra)
         except Exception as e:
             res.ok, res.error = False, f"could not run for parity: {one_line(e)}"
             log(f"  {res.name:<15} FAILED: {res.error}")
@@ -273,4 +289,7 @@ def _parity(model, results: list[FormatResult], manifest: Manifest, images: np.n
         log(f"  {res.name:<15} {'ok' if p.ok else 'FAILED'}: agreement {p.agreement:.2%} "
             f"({p.decision_agreement:.2%} at its own threshold), "
             f"accuracy {p.accuracy:.4f} (Keras {p.keras_accuracy:.4f}), "
-            f"max |dp| {p.max_abs_diff:.1e}")
+            f"max |dp| {p.max_abs_diff:.1e}"
+            + (f"; guard agreement {p.guard_agreement:.2%}, test pass {p.guard_test_pass:.2%}"
+               f", non-lesion reject {p.guard_nonlesion_reject:.2%}"
+               if manifest.guard is not None else ""))

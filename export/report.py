@@ -8,6 +8,7 @@ Example:
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from datetime import datetime, timezone
@@ -46,6 +47,50 @@ def table_rows(results) -> list[list[str]]:
     return rows
 
 
+GUARD_COLUMNS = ("format", "guard agree", "max score diff", "test pass", "non-lesion reject")
+
+
+def guard_table(results) -> str:
+    """Per-format guard figures (parity with a guard): decision agreement with Keras on the
+    test + non-lesion images, the file's pass rate on test lesions, rejection of non-lesions."""
+    lines = ["| " + " | ".join(GUARD_COLUMNS) + " |", "|" + "---|" * len(GUARD_COLUMNS)]
+    for r in results:
+        p = r.parity
+        if p is None or p.guard_agreement != p.guard_agreement:  # NaN: no guard checked
+            continue
+        lines.append(f"| {r.name} | {_f(p.guard_agreement, '.2%')} | "
+                     f"{_f(p.guard_max_abs_diff, '.3f')} | {_f(p.guard_test_pass, '.2%')} | "
+                     f"{_f(p.guard_nonlesion_reject, '.2%')} |")
+    return "\n".join(lines) if len(lines) > 2 else ""
+
+
+def guard_markdown(results, manifest: Manifest) -> list[str]:
+    """The report's guard and quality-gate section (empty without a guard)."""
+    g, q = manifest.guard, manifest.quality
+    lines = []
+    if q.enabled:
+        lines += ["## Quality gate", "",
+                  f"- unusable when: shorter side < {q.min_side} px, mean luma < "
+                  f"{q.min_brightness:g} or > {q.max_brightness:g}, more than "
+                  f"{q.max_flat_fraction:.0%} of pixels within {q.flat_tolerance:g} grey levels "
+                  f"of the median, Laplacian variance < {q.min_sharpness:g}.",
+                  f"- fitted on: {q.fitted_on}", ""]
+    if g is None:
+        return lines
+    st = g.stats
+    val = ", ".join(f"{k} {v:.2%}" for k, v in st.get("val_pass", {}).items() if v is not None)
+    rej = st.get("nonlesion_reject", {})
+    lines += ["## Not-a-lesion guard", "",
+              f"- method {g.method}, output index {g.index}, threshold {g.threshold:g}: {g.rule}.",
+              f"- fitted on: {g.fitted_on}.",
+              f"- Keras model: validation pass rate {val}"
+              + (f"; rejects {rej['all']:.2%} of {st.get('nonlesion_set', 'non-lesion images')}"
+                 f" ({', '.join(f'{k} {v:.0%}' for k, v in rej.items() if k != 'all')})"
+                 if rej else "") + ".", ""]
+    table = guard_table(results)
+    return lines + ([table, ""] if table else [])
+
+
 def _own_rule(results) -> str:
     return next((r.operating.rule for r in results if r.operating is not None), "")
 
@@ -69,6 +114,8 @@ def report_dict(results, manifest: Manifest) -> dict[str, Any]:
         "evaluation_metrics": manifest.metrics,
         "passed": all(r.passed for r in results),
         "rows": [r.to_row() for r in results],
+        "guard": dataclasses.asdict(manifest.guard) if manifest.guard else None,
+        "quality": dataclasses.asdict(manifest.quality),
         "trained_on": manifest.trained_on, "disclaimer": manifest.disclaimer,
     }
 
@@ -94,6 +141,7 @@ def report_markdown(results, manifest: Manifest) -> str:
         format_table(results),
         "",
     ]
+    lines += guard_markdown(results, manifest)
     if failed:
         lines += ["## Problems", ""] + [f"- **{r.name}**: {r.error or r.status}" for r in failed]
         lines.append("")

@@ -62,7 +62,8 @@ def choose(labels: np.ndarray, raw: np.ndarray, temperature: float,
 
 def artifact_threshold(path: Path, runtime: str, manifest: Manifest,
                        rule: OperatingRule) -> ArtifactThreshold:
-    """Run ``path`` on the rule's validation images and choose its threshold."""
+    """Run ``path`` on the rule's validation images and choose its threshold (on output
+    index 0, P(malignant); a guard score or lesion types after it are not thresholded here)."""
     from export.parity import artifact_probabilities
 
     raw, _, _ = artifact_probabilities(path, runtime, manifest, rule.images)

@@ -1,0 +1,184 @@
+"""The quality gate: is an input usable at all, before the model sees it?
+
+Implements ``edge.manifest.QualityGate`` exactly as its docstring defines it (a browser app
+re-implements the same checks in JavaScript; keep both in step). ``check`` returns a typed
+``QualityResult``: ``ok``, the ``reason`` of the first failing check (``too_small``,
+``too_dark``, ``too_bright``, ``flat``, ``blurred``; ``""`` when ok) and the measured values.
+An unusable input gets the runner status ``unusable`` and no benign/malignant label.
+
+The default thresholds (``gate_for_size``) were chosen from data: ``export/quality_fit.py``
+measures the checks on the real lesion images (skin-lesions train+test, ham10000-extra) and
+keeps >= 99.5% of them (measured: 99.75-99.77%) passing every check at input sizes 32..224 px.
+Export writes the gate into every manifest; for a manifest from before schema 3 (no gate
+in it, e.g. the shipped ``models/``) the runner applies ``gate_for_size(input size)``:
+the gate does not depend on the model.
+
+Example:
+    >>> import numpy as np
+    >>> r = check(np.zeros((100, 100, 3), np.uint8), DEFAULT_GATE, 64, 64)
+    >>> r.ok, r.reason, r.values.brightness
+    (False, 'too_dark', 0.0)
+    >>> check(np.zeros((8, 8, 3), np.uint8), DEFAULT_GATE, 64, 64).reason
+    'too_small'
+    >>> rng = np.random.default_rng(0)
+    >>> check(rng.integers(60, 200, (100, 100, 3), dtype=np.uint8), DEFAULT_GATE, 64, 64).ok
+    True
+    >>> gate_for_size(128).min_sharpness, gate_for_size(150).min_sharpness
+    (16.4, 12.4)
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from edge.manifest import QualityGate
+from edge.preprocess import fit_to_input
+
+REASONS = ("too_small", "too_dark", "too_bright", "flat", "blurred")
+MESSAGES = {  # what a user reads; the reason code stays in CSV/JSON
+    "too_small": "image too small",
+    "too_dark": "image too dark",
+    "too_bright": "image too bright (overexposed)",
+    "flat": "mostly one flat colour",
+    "blurred": "image too blurred",
+}
+
+# Brightness and flatness limits every measured lesion image passes (export/quality_fit.py);
+# the sharpness floor is per input size (``gate_for_size``).
+DEFAULT_GATE = QualityGate(
+    enabled=True, min_side=32, min_brightness=20.0, max_brightness=240.0, flat_tolerance=6.0,
+    max_flat_fraction=0.96, min_sharpness=0.0, fitted_on="")
+
+
+@dataclass(frozen=True)
+class QualityValues:
+    """What the gate measured: original min side, mean luma, flat share, Laplacian variance."""
+
+    min_side: int
+    brightness: float
+    flat_fraction: float
+    sharpness: float
+
+
+@dataclass(frozen=True)
+class QualityResult:
+    """``ok`` or the first failing check's ``reason`` (a key of ``MESSAGES``)."""
+
+    ok: bool
+    reason: str
+    values: QualityValues | None  # None when only the size was checked (too small)
+
+    @property
+    def message(self) -> str:
+        return MESSAGES.get(self.reason, self.reason)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+PASS = QualityResult(True, "", None)  # what a disabled gate returns
+
+SIZES = (32, 64, 96, 128, 160, 192, 224)
+# Measured by export/quality_fit.py on skin-lesions train+test (3,296) + ham10000-extra (1,894) images:
+# the 0.25th percentile of the Laplacian variance at each input size, rounded down.
+MIN_SHARPNESS = {32: 40.8, 64: 26.2, 96: 21.9, 128: 16.4, 160: 12.4, 192: 9.4, 224: 12.2}
+FITTED_ON = ("skin-lesions train+test (3,296) and ham10000-extra (1,894) lesion images: "
+             "brightness 33.7..223.2 and flat share <= 0.929 measured (limits 20..240 and "
+             "0.96 leave room for a small mole on plain skin), sharpness floor at the 0.25th "
+             "percentile for this input size (export/quality_fit.py)")
+
+
+def gate_for_size(size: int) -> QualityGate:
+    """The default gate for a square model input of ``size`` px.
+
+    The sharpness floor is the lowest one measured at any table size up to the next table
+    size at or above ``size`` (a non-increasing envelope: at 224 px the 224-px lesion images
+    are not resized, which puts their measured floor, 12.2, above the 192-px one, 9.4; a
+    camera frame is always resized). Above 224 px nothing was measured: the floor is 0.
+
+        >>> [gate_for_size(s).min_sharpness for s in (32, 100, 128, 224, 300)]
+        [40.8, 16.4, 16.4, 9.4, 0.0]
+    """
+    if size > SIZES[-1]:
+        floor = 0.0
+    else:
+        upper = min(s for s in SIZES if s >= size)
+        floor = min(v for s, v in MIN_SHARPNESS.items() if s <= upper)
+    return dataclasses.replace(DEFAULT_GATE, min_sharpness=floor, fitted_on=FITTED_ON)
+
+
+def luma(rgb: np.ndarray) -> np.ndarray:
+    """``Y = 0.299 R + 0.587 G + 0.114 B`` in float32 (uint8 RGB in)."""
+    x = rgb.astype(np.float32)
+    return (np.float32(0.299) * x[..., 0] + np.float32(0.587) * x[..., 1]
+            + np.float32(0.114) * x[..., 2])
+
+
+def flat_fraction(y: np.ndarray, tolerance: float) -> float:
+    """Share of pixels within ``tolerance`` of the median luma (numpy median: the mean of the
+    two middle values for an even count)."""
+    return float(np.mean(np.abs(y - np.float32(np.median(y))) <= np.float32(tolerance)))
+
+
+def laplacian_variance(y: np.ndarray) -> float:
+    """Population variance of the 4-neighbour Laplacian over interior pixels (no padding).
+
+        >>> laplacian_variance(np.zeros((5, 5), np.float32))
+        0.0
+    """
+    if y.shape[0] < 3 or y.shape[1] < 3:
+        return 0.0
+    lap = (y[:-2, 1:-1] + y[2:, 1:-1] + y[1:-1, :-2] + y[1:-1, 2:]
+           - np.float32(4) * y[1:-1, 1:-1])
+    return float(np.var(lap, dtype=np.float64))
+
+
+def measure(fitted: np.ndarray, original_shape: tuple[int, ...],
+            tolerance: float) -> QualityValues:
+    """The values of every check for one fitted image (model-input sized, before colour constancy)."""
+    y = luma(fitted)
+    return QualityValues(int(min(original_shape[:2])), float(np.mean(y, dtype=np.float64)),
+                         flat_fraction(y, tolerance), laplacian_variance(y))
+
+
+def verdict(v: QualityValues, gate: QualityGate) -> str:
+    """The first failing check's reason for measured values, ``""`` when all pass."""
+    if v.min_side < gate.min_side:
+        return "too_small"
+    if v.brightness < gate.min_brightness:
+        return "too_dark"
+    if v.brightness > gate.max_brightness:
+        return "too_bright"
+    if v.flat_fraction > gate.max_flat_fraction:
+        return "flat"
+    if v.sharpness < gate.min_sharpness:
+        return "blurred"
+    return ""
+
+
+def gate_for_manifest(manifest) -> QualityGate:
+    """The manifest's gate; for a manifest from before schema 3 (none in it), the default
+    gate for its input size."""
+    if manifest.schema < 3:
+        return gate_for_size(min(manifest.input_height, manifest.input_width))
+    return manifest.quality
+
+
+def check(rgb: np.ndarray, gate: QualityGate, height: int, width: int,
+          fitted: np.ndarray | None = None) -> QualityResult:
+    """Apply ``gate`` to an RGB uint8 image for a model input of ``height`` x ``width``.
+
+    ``fitted``: the image already through ``fit_to_input(rgb, height, width)`` (no colour
+    constancy), to save resizing twice. A disabled gate always passes.
+    """
+    if not gate.enabled:
+        return PASS
+    if min(rgb.shape[:2]) < gate.min_side:
+        return QualityResult(False, "too_small", None)
+    if fitted is None:
+        fitted = fit_to_input(rgb, height, width)
+    v = measure(fitted, rgb.shape, gate.flat_tolerance)
+    reason = verdict(v, gate)
+    return QualityResult(not reason, reason, v)
