@@ -149,7 +149,18 @@ def app_url(web_app):
 
 @pytest.fixture(scope="session")
 def python_runner() -> Classifier:
+    """Gate and guard off: a probability for every image (compared with the page's)."""
+    return Classifier(MODEL, threads=1, guard=False)
+
+
+@pytest.fixture(scope="session")
+def guarded_runner() -> Classifier:
+    """The runner as users run it: quality gate and guard on (statuses compared)."""
     return Classifier(MODEL, threads=1)
+
+
+def _guard_threshold(clf: Classifier) -> float | None:
+    return clf.manifest.guard.threshold if clf.manifest.guard is not None else None
 
 
 def open_page(browser, url: str, context=None):
@@ -180,33 +191,52 @@ DROP = """async ([b64, name]) => {
 }"""
 
 
-def assert_agree(page_probs, py_probs, py_labels, page_labels, threshold) -> None:
-    page_probs, py_probs = np.asarray(page_probs), np.asarray(py_probs)
+def assert_agree(results: list[dict], py_raw, py_guarded, threshold: float,
+                 guard_threshold: float | None) -> None:
+    """The page's results against the Python runner's on the same images.
+
+    ``py_raw``: gate and guard off (a probability for every image); ``py_guarded``: as the
+    runner decides (``ok`` / ``unusable`` / ``not_a_lesion``). Preprocessing is bit-exact, so
+    ``unusable`` must match exactly; ``not_a_lesion`` may differ only where the guard score is
+    within PROB_TOL of the guard threshold (the runtimes' int8 kernels differ)."""
+    statuses = [r["status"] for r in results]
+    for r, pg in zip(results, py_guarded):
+        if (r["status"] == "unusable") != (pg.status == "unusable"):
+            raise AssertionError(f"{r['source']}: page {r['status']}, Python {pg.status}")
+        if r["status"] != pg.status:  # ok vs not_a_lesion: only next to the guard threshold
+            assert guard_threshold is not None and pg.guard_score is not None and \
+                abs(pg.guard_score - guard_threshold) <= PROB_TOL, (r["source"], r["status"],
+                                                                    pg.status, pg.guard_score)
+    keep = [i for i, s in enumerate(statuses) if s != "unusable"]
+    page_probs = np.asarray([results[i]["probability"] for i in keep])
+    py_probs = np.asarray([py_raw[i].probability for i in keep])
     diff = np.abs(page_probs - py_probs)
     print(f"page vs Python, {len(diff)} images: max |dp| {diff.max():.4f}, "
-          f"mean {diff.mean():.5f}, exact {(diff < 1e-6).sum()}")
+          f"mean {diff.mean():.5f}, exact {(diff < 1e-6).sum()}; statuses "
+          f"{ {s: statuses.count(s) for s in set(statuses)} }")
     assert diff.max() <= PROB_TOL, f"largest difference {diff.max():.4f} > {PROB_TOL}"
-    near = np.abs(py_probs - threshold) <= PROB_TOL
-    bad = [i for i, (a, b) in enumerate(zip(page_labels, py_labels)) if a != b and not near[i]]
+    bad = [i for i in keep if statuses[i] == "ok" and results[i]["label"] != py_raw[i].label
+           and abs(py_raw[i].probability - threshold) > PROB_TOL]
     assert not bad, f"labels differ away from the threshold for images {bad}"
 
 
 # ----------------------------------------------------------------- tests
-def test_file_picker_matches_python_runner(browser, app_url, python_runner, tmp_path):
+def test_file_picker_matches_python_runner(browser, app_url, python_runner, guarded_runner,
+                                           tmp_path):
     files = real_test_images(N_FILES)
     assert len(files) >= 50
     page = open_page(browser, app_url)
     results = pick_files(page, files)
     assert [r["source"] for r in results] == [f.name for f in files]
     py = [python_runner.predict_file(f) for f in files]
+    py_guarded = [guarded_runner.predict_file(f) for f in files]
     # decoding (canvas vs OpenCV) and preprocessing are bit-exact: the differences below
     # come from the runtime alone (onnxruntime-web's int8 kernels vs native onnxruntime)
     assert [r["fittedHash"] for r in results] == \
         [checksum(fit_to_input(load_rgb(f), 224, 224)) for f in files]
     assert {r["threshold"] for r in results} == {python_runner.manifest.threshold}
-    assert_agree([r["probability"] for r in results], [p.probability for p in py],
-                 [p.label for p in py], [r["label"] for r in results],
-                 python_runner.manifest.threshold)
+    assert_agree(results, py, py_guarded, python_runner.manifest.threshold,
+                 _guard_threshold(guarded_runner))
     assert page.is_visible("#disclaimer")
     assert "not a medical device" in page.text_content("#disclaimer")
     dropped = page.evaluate(DROP, [base64.b64encode(files[2].read_bytes()).decode(), "drop.jpg"])
@@ -220,7 +250,8 @@ def test_file_picker_matches_python_runner(browser, app_url, python_runner, tmp_
     page.close()
 
 
-def test_camera_frames_match_python_runner(browser, app_url, y4m, python_runner):
+def test_camera_frames_match_python_runner(browser, app_url, y4m, python_runner,
+                                           guarded_runner):
     frames = read_y4m(y4m)
     fitted = np.stack([fit_to_input(f, 224, 224) for f in frames]).astype(np.int16)
     page = open_page(browser, app_url)
@@ -239,9 +270,9 @@ def test_camera_frames_match_python_runner(browser, app_url, y4m, python_runner)
         page.wait_for_timeout(250)
     assert len(seen) >= 5, f"only {len(seen)} distinct camera frames classified"
     py = [python_runner.predict_rgb(frames[k]) for k in seen]
-    assert_agree([r["probability"] for r in seen.values()], [p.probability for p in py],
-                 [p.label for p in py], [r["label"] for r in seen.values()],
-                 python_runner.manifest.threshold)
+    py_guarded = [guarded_runner.predict_rgb(frames[k]) for k in seen]
+    assert_agree(list(seen.values()), py, py_guarded, python_runner.manifest.threshold,
+                 _guard_threshold(guarded_runner))
     assert "FPS" in page.text_content("#fps")
     assert not page.errors
     page.close()
