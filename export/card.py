@@ -182,6 +182,19 @@ def _unseen(c: CardInputs) -> list[str]:
         "most keratoses malignant: do not use it on them.", ""]
 
 
+def _guard(c: CardInputs) -> list[str]:
+    """The quality gate and the not-a-lesion guard the shipped files carry (from the manifest)."""
+    from export.report import guard_markdown
+
+    lines = guard_markdown([], c.man)
+    if not lines:
+        return []
+    return [("## Input checks: " + ln[3:]) if ln.startswith("## ") else ln for ln in lines] + [
+        "Such inputs get the status `unusable` or `not_a_lesion` and no benign/malignant label. "
+        "The guard knows lesions from the training images and rejects what is far from them; "
+        "it is no proof that an accepted image is a lesion of a type the model knows.", ""]
+
+
 def _quantization(c: CardInputs) -> list[str]:
     exp = c.exp
     L = [f"## Quantization effects (export parity report, same {exp['n_test']} images)", "",
@@ -247,5 +260,6 @@ def _reproduce(run: RunDir, models: Path) -> list[str]:
 def render(c: CardInputs) -> str:
     """The whole card as Markdown."""
     return "\n".join([*_intro(), *_data(c), "## Model", *_model_lines(c.cfg, c.summ, c.man), "",
-                      *_threshold(c), *_metrics(c), *_unseen(c), *_quantization(c), *_latency(c),
+                      *_threshold(c), *_metrics(c), *_unseen(c), *_guard(c),
+                      *_quantization(c), *_latency(c),
                       *_reproduce(c.run.path, c.models)])
