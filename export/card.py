@@ -61,8 +61,10 @@ def _describe(cfg: dict, summ: dict) -> str:
 
 
 def _model_lines(cfg: dict, summ: dict, man: Manifest) -> list[str]:
+    extra = (f", output {man.guard.index}: the not-a-lesion guard's score"
+             if man.guard is not None else "")
     io = (f"input {man.input_height}x{man.input_width} RGB, raw pixels 0..255 (the model scales "
-          "them); one sigmoid output = P(malignant)")
+          f"them); one output vector of {man.output_size}: output 0 = P(malignant){extra}")
     if cfg["model"] != "ensemble":
         return [f"- {_describe(cfg, summ)} on {summ['machine']}; best epoch chosen on validation "
                 f"AUC.", f"- {io}."]
