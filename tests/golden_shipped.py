@@ -40,18 +40,21 @@ def real_inputs(data_dir: Path) -> list[Path]:
 
 
 def predictions(model: Path = SHIPPED, data_dir: Path | None = None) -> dict[str, dict]:
+    """Per input: the raw P(malignant) and guard score (gate and guard off, so every input has
+    them), and the status and label the runner gives with them on."""
     from edge.classifier import Classifier
+    from edge.images import load_rgb
 
-    clf = Classifier(model)
-    out = {}
-    for name, img in synthetic_inputs().items():
-        p = clf.predict_rgb(img, name)
-        out[name] = {"raw_probability": p.raw_probability, "label": p.label}
+    raw, clf = Classifier(model, guard=False), Classifier(model)
+    inputs = dict(synthetic_inputs())
     if data_dir is not None:
-        for path in real_inputs(data_dir):
-            p = clf.predict_file(path)
-            key = path.relative_to(data_dir).as_posix()
-            out[key] = {"raw_probability": p.raw_probability, "label": p.label}
+        inputs.update({p.relative_to(data_dir).as_posix(): load_rgb(p)
+                       for p in real_inputs(data_dir)})
+    out = {}
+    for name, img in inputs.items():
+        r, p = raw.predict_rgb(img, name), clf.predict_rgb(img, name)
+        out[name] = {"raw_probability": r.raw_probability, "guard_score": r.guard_score,
+                     "status": p.status, "label": p.label}
     return out
 
 

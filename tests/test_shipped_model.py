@@ -30,12 +30,20 @@ def test_shipped_model_is_the_recorded_one(golden):
     assert m.for_artifact(G.SHIPPED).threshold == golden["threshold"]  # what the runner applies
 
 
+def _same(got: dict, want: dict, key: str) -> None:
+    for k in ("raw_probability", "guard_score"):
+        if want.get(k) is None:
+            assert got[k] is None, key
+        else:
+            assert got[k] == pytest.approx(want[k], abs=1e-6), (key, k)
+    assert (got["status"], got["label"]) == (want["status"], want["label"]), key
+
+
 def test_synthetic_predictions_match(golden):
     got = G.predictions(G.SHIPPED, None)
     for key, want in golden["predictions"].items():
         if key.startswith("synthetic/"):
-            assert got[key]["raw_probability"] == pytest.approx(want["raw_probability"], abs=1e-6)
-            assert got[key]["label"] == want["label"]
+            _same(got[key], want, key)
 
 
 def test_real_test_images_match(golden, real_data_dir):
@@ -43,8 +51,8 @@ def test_real_test_images_match(golden, real_data_dir):
     real = {k: v for k, v in golden["predictions"].items() if not k.startswith("synthetic/")}
     assert len(real) == 2 * G.N_REAL_PER_CLASS
     for key, want in real.items():
-        assert got[key]["raw_probability"] == pytest.approx(want["raw_probability"], abs=1e-6), key
-        assert got[key]["label"] == want["label"], key
+        _same(got[key], want, key)
+    assert all(w["status"] == "ok" for w in real.values())  # real lesions pass gate and guard
 
 
 def test_classify_cli_uses_shipped_model_by_default(real_data_dir, capsys):
