@@ -2,7 +2,9 @@
 
 The validation images of every source the run trained on (lesion-disjoint from training)
 and the primary source's leak-free test split go through ``edge.classifier.Classifier``
-(the manifest's preprocessing, colour constancy, temperature and this file's threshold).
+(the manifest's preprocessing, colour constancy, temperature and this file's threshold),
+with the quality gate and guard left out so every lesion image gets a probability
+(``export/guard_eval.py`` measures those).
 Reported: ROC AUC, sensitivity and specificity per source; per type the share called
 malignant and the type accuracy; melanoma-vs-nevus AUC.
 
