@@ -23,7 +23,7 @@ import csv
 import math
 import random
 import zlib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from train.data import CLASSES, list_samples, resolve_data_dir, split_train_val
@@ -48,7 +48,7 @@ class Item:
     source: str = ""
     group: str = ""  # acquisition group (HAM10000 ``dataset``), "" if unknown
     lesion: str = ""  # images with the same lesion key always share a split side
-    twin: str = ""  # "<source>/<relative path>" of the same lesion in another source
+    twin: str = ""  # "<source>/<split>/<class>/<file>" of the same lesion in another source
 
 
 def default_ham_dir() -> Path | None:
@@ -69,8 +69,8 @@ def load_source(folder: str | Path, split: str = "train", exclude_leaked: bool =
     name = folder.resolve().name
     out = []
     for s in list_samples(folder, split, exclude_leaked):
-        rel = s.path.relative_to(folder).as_posix()
-        block = f"{CLASSES[s.label]}-{s.number // 8}"  # the block split_train_val uses
+        # lesion key: 8 consecutive file numbers (used when no primary split is given)
+        block = f"{CLASSES[s.label]}-{s.number // 8}"
         out.append(Item(s.path, s.label, "", name, "", f"{name}/{block}", ""))
     return out
 
@@ -87,7 +87,7 @@ def _manifest_items(folder: Path) -> list[Item]:
             out.append(Item(folder / row["path"], CLASSES.index(label), row.get("dx", "").strip(),
                             name, row.get("dataset", "").strip(),
                             f"{name}/{row.get('lesion_id') or row['path']}",
-                            f"skin-lesions/{twin}" if twin else ""))
+                            twin))
     return sorted(out, key=lambda i: i.path.name)
 
 
@@ -158,8 +158,3 @@ def gather(data: list[str] | None, val_fraction: float = 0.15, seed: int = 0,
     test = load_source(primary, "test", exclude_leaked)
     return {"train": train, "val": val, "test": test,
             "dirs": [str(primary)] + [str(Path(d).resolve()) for d in dirs[1:]]}
-
-
-def with_source(items: list[Item], source: str) -> list[Item]:
-    """The items of one source."""
-    return [replace(i) for i in items if i.source == source]

@@ -17,7 +17,7 @@ Example:
 """
 from __future__ import annotations
 
-from pathlib import Path
+from pathlib import Path  # noqa: F401  (the doctest above uses it)
 
 import numpy as np
 
