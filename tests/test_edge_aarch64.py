@@ -75,7 +75,8 @@ def arm_images(tmp_path_factory) -> Path:
 
 
 def _native(model: Path, images: Path, out: Path) -> dict[str, float]:
-    assert main(["-m", str(model), str(images), "-q", "--json", str(out)]) == 0
+    # --no-guard: every image gets its raw probability (the guard's score is compared below)
+    assert main(["-m", str(model), str(images), "-q", "--no-guard", "--json", str(out)]) == 0
     return {Path(p["source"]).name: p["raw_probability"]
             for p in json.loads(out.read_text())["predictions"]}
 
@@ -100,7 +101,8 @@ def test_aarch64_predictions_equal_x86(emulator, tiny_export, arm_images, tmp_pa
         "from edge.classify import main\n"
         "assert platform.machine() == 'aarch64', platform.machine()\n"
         f"models = {json.dumps([str(m) for m, _ in models])}\n"
-        "codes = [main(['-m', m, sys.argv[1], '-q', '--json', f'{sys.argv[2]}/{i}.json'])\n"
+        "codes = [main(['-m', m, sys.argv[1], '-q', '--no-guard', '--json',\n"
+        "               f'{sys.argv[2]}/{i}.json'])\n"
         "         for i, m in enumerate(models)]\n"
         "import ai_edge_litert, onnxruntime, numpy, cv2\n"
         "print(json.dumps({'codes': codes, 'machine': platform.machine(),\n"
@@ -117,10 +119,17 @@ def test_aarch64_predictions_equal_x86(emulator, tiny_export, arm_images, tmp_pa
         assert arm_doc["model"]["backend"] == ("onnxruntime" if model.suffix == ".onnx"
                                                else "litert")
         arm = {Path(p["source"]).name: p["raw_probability"] for p in arm_doc["predictions"]}
-        x86 = _native(model, arm_images, tmp_path / f"x86_{i}.json")
+        arm_guard = {Path(p["source"]).name: p["guard_score"] for p in arm_doc["predictions"]}
+        x86_doc = tmp_path / f"x86_{i}.json"
+        x86 = _native(model, arm_images, x86_doc)
         assert arm.keys() == x86.keys() and len(arm) >= 4
         worst = max(abs(arm[k] - x86[k]) for k in arm)
         assert worst <= tol, f"{model}: aarch64 differs from x86 by {worst:.3g} (> {tol})"
+        x86_guard = {Path(p["source"]).name: p["guard_score"]
+                     for p in json.loads(x86_doc.read_text())["predictions"]}
+        for k, g in arm_guard.items():  # the guard's score travels the same way
+            assert (g is None) == (x86_guard[k] is None)
+            assert g is None or abs(g - x86_guard[k]) <= max(tol, 1e-5), (model, k)
 
 
 LEGACY = {"model_int8.tflite": 0.0, "model_dynamic.tflite": 1e-5,
@@ -139,7 +148,8 @@ def test_aarch64_legacy_tflite_runtime_equals_x86(emulator, tiny_export, arm_ima
         "import json, sys\n"
         "from edge.classify import main\n"
         f"models = {json.dumps([str(tiny_export / m) for m in LEGACY])}\n"
-        "codes = [main(['-m', m, sys.argv[1], '-q', '--json', f'{sys.argv[2]}/{i}.json'])\n"
+        "codes = [main(['-m', m, sys.argv[1], '-q', '--no-guard', '--json',\n"
+        "               f'{sys.argv[2]}/{i}.json'])\n"
         "         for i, m in enumerate(models)]\n"
         "import numpy, cv2, tflite_runtime\n"
         "print(json.dumps({'codes': codes, 'versions': [numpy.__version__, cv2.__version__,\n"

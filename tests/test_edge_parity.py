@@ -40,7 +40,8 @@ def _report_rows(export_dir: Path) -> dict[str, dict]:
 
 
 def _runner(model: Path, inputs: list[str], out: Path) -> dict[str, dict]:
-    rc = main(["-m", str(model), *inputs, "-q", "--json", str(out)])
+    """The runner with the gate and guard off: the export report's parity covers every image."""
+    rc = main(["-m", str(model), *inputs, "-q", "--no-guard", "--json", str(out)])
     assert rc == EXIT_OK
     return {p["source"]: p for p in json.loads(out.read_text())["predictions"]}
 
@@ -145,9 +146,13 @@ def test_shipped_video_of_real_test_images_gives_the_same_labels(shipped, tmp_pa
                  "--headless", "-q", "--json", str(out)]) == EXIT_OK
     video = json.loads(out.read_text())["predictions"]
     assert len(video) == len(picked)
+    # real lesions still pass the quality gate and the guard after mp4 compression
+    assert sum(v["status"] == "ok" for v in video) >= 0.9 * len(video)
     checked = 0
     for s, v in zip(picked, video):
         ref = clf.predict_file(s.path)
+        if v["status"] != "ok" or ref.status != "ok":
+            continue
         if logit_distance(ref.probability, ref.threshold) >= VIDEO_MARGIN:
             assert v["label"] == ref.label, (s.path, v, ref)
             checked += 1
