@@ -127,3 +127,63 @@ def test_unseen_report_per_group_and_type_without_twins(tmp_path):
     assert set(rep["per_group"]) == {"a", "b"} and rep["per_group"]["a"]["n"] == 3
     assert set(rep["per_type"]) == {"nv", "bkl", "bcc", "mel"}
     assert all(0 <= r["called_malignant"] <= 1 for r in rep["per_type"].values())
+
+
+def test_train_typed_cli_end_to_end(tmp_path, monkeypatch):
+    """Two small sources -> cached views -> head + one top epoch -> an exportable run folder,
+    then the leave-one-group-out check; every file named by RunDir exists and is sane."""
+    import json
+
+    import cv2
+
+    from train import train_typed
+    from train.run import RunDir
+
+    monkeypatch.setenv("SKINLESION_CACHE", str(tmp_path / "cache"))
+    rng = np.random.default_rng(3)
+    prim = tmp_path / "skin-lesions"
+    for split, n in (("train", 16), ("test", 4)):
+        for c in ("benign", "malignant"):
+            (prim / split / c).mkdir(parents=True)
+            for i in range(n):
+                img = synth_lesion(rng, c == "malignant", 64)
+                cv2.imwrite(str(prim / split / c / f"{i + (500 if c == 'malignant' else 0)}.jpg"),
+                            img[..., ::-1])
+    extra = tmp_path / "extra"
+    rows = ["path,label,dx,lesion_id,dataset,twin"]
+    for i in range(24):
+        dx = ("nv", "bkl", "bcc", "mel")[i % 4]
+        label = "malignant" if dx in MALIGNANT_DX else "benign"
+        (extra / label).mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(extra / label / f"{i}.jpg"), synth_lesion(rng, label == "malignant", 64))
+        rows.append(f"{label}/{i}.jpg,{label},{dx},L{i},{'ab'[i % 2]},")
+    (extra / "MANIFEST.csv").write_text("\n".join(rows) + "\n")
+    out = tmp_path / "run"
+    args = ["--data", str(prim), str(extra), "--out", str(out), "--views", "2",
+            "--image-size", "96", "--head-epochs", "3", "--top-epochs", "1"]
+    assert train_typed.main(args) == 0
+    run = RunDir(out)
+    assert run.model_keras.is_file() and run.predictions_npz.is_file()
+    cfg, met = run.config(), run.metrics()
+    assert cfg["classes"] == list(DX_CLASSES) and len(cfg["data_sources"]) == 2
+    assert set(met["val_report"]["per_source"]) == {"skin-lesions", "extra"}
+    assert 0 <= met["threshold"] <= 1 and met["n_test"] == 8
+    assert (tmp_path / "cache").is_dir()
+    assert train_typed.main(args + ["--loso-only"]) == 0
+    assert set(json.loads(run.loso_json.read_text())) == {"a", "b"}
+
+
+def test_combine_mixes_p_malignant_and_keeps_the_types(typed_export):
+    import keras
+
+    from train.combine_typed import combine
+
+    typed, _, _, x = typed_export
+    inp = keras.Input(typed.input_shape[1:])
+    binary = keras.Model(inp, keras.layers.Dense(1, activation="sigmoid")(
+        keras.layers.GlobalAveragePooling2D()(keras.layers.Rescaling(1 / 255)(inp))))
+    out = combine(binary, typed, 0.3).predict(x.astype("float32"), verbose=0)
+    pb = binary.predict(x.astype("float32"), verbose=0)[:, 0]
+    pt = typed.predict(x.astype("float32"), verbose=0)
+    np.testing.assert_allclose(out[:, 0], 0.3 * pb + 0.7 * pt[:, 0], atol=1e-5)
+    np.testing.assert_allclose(out[:, 1:], pt[:, 1:], atol=1e-6)

@@ -40,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--views", type=int, default=6, help="cached views per training image")
     p.add_argument("--color-constancy", default="none", choices=("none", "shades_of_gray"))
     p.add_argument("--cut", default="block_12_add", help="MobileNetV2 layer where the cache is cut")
+    p.add_argument("--image-size", type=int, default=224, help="input size (ImageNet weights: 224)")
     p.add_argument("--head-epochs", type=int, default=40)
     p.add_argument("--top-epochs", type=int, default=8)
     p.add_argument("--top-lr", type=float, default=1e-4)
@@ -74,10 +75,9 @@ def run(args) -> dict:
 
     t0 = time.time()
     g = gather(args.data, args.val_fraction, args.seed)
-    spec = BackboneSpec(cut=args.cut, color_constancy=args.color_constancy)
+    spec = BackboneSpec(size=args.image_size, cut=args.cut, color_constancy=args.color_constancy)
     a_train, bad = _readable(g, "train", *activations(g["train"], args.views, spec, args.seed))
     a_val, bad_v = _readable(g, "val", *activations(g["val"], 1, spec, args.seed))
-    a_test, bad_t = _readable(g, "test", *activations(g["test"], 1, spec, args.seed))
     t_cache = time.time() - t0
     base, _, top = build_backbone(spec)
     f_train, f_val = pooled(top, a_train), pooled(top, a_val)[:, 0]
@@ -99,7 +99,7 @@ def run(args) -> dict:
 
     summary = save_run(Path(args.out), args, g, base, head, res, spec,
                        {"cache_s": t_cache, "total_s": time.time() - t0,
-                        "bad_files": bad + bad_v + bad_t})
+                        "bad_files": bad + bad_v})
     if args.loso:
         from train.typed_run import loso
 
