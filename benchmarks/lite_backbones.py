@@ -29,8 +29,8 @@ import time
 
 import numpy as np
 
-from edge.atomic import atomic_write_text
-from edge.helpformat import DefaultsHelp
+from core.atomic import atomic_write_text
+from core.helpformat import DefaultsHelp
 
 MODELS = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2", "mobilenetv2_1.0")
 _BUILD = """

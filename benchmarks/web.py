@@ -35,8 +35,8 @@ from benchmarks.markdown import _machine_section, render
 from benchmarks.report import (E2E_KEYS, e2e_table, full_table, headline_table, load_report,
                                make_row, write_json)
 from benchmarks.stats import LatencyStats
-from edge.atomic import atomic_write_text, sha256_file
-from edge.helpformat import DefaultsHelp
+from core.atomic import atomic_write_text, sha256_file
+from core.helpformat import DefaultsHelp
 from edge.manifest import find_manifest
 
 RUNTIME = "onnxruntime-web-wasm"

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.atomic import sha256_file
+from core.atomic import sha256_file
 from edge.images import load_rgb
 from edge.manifest import Manifest, ManifestError, find_manifest
 from edge.preprocess import apply_color_constancy, dequantize, fit_to_input, to_model_input

@@ -25,7 +25,7 @@ import os
 
 os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")  # no OpenCV warning lines around ours
 
-from edge.helpformat import DefaultsHelp  # noqa: E402
+from core.helpformat import DefaultsHelp  # noqa: E402
 
 from edge.runner import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE  # noqa: E402
 

@@ -235,7 +235,7 @@ class Manifest:
 
     def save(self, path: str | Path) -> Path:
         """Write atomically (temp file then rename)."""
-        from edge.atomic import atomic_write_bytes
+        from core.atomic import atomic_write_bytes
 
         return atomic_write_bytes(Path(path), self.to_json().encode())
 

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from edge import DISCLAIMER
-from edge.atomic import atomic_write_bytes
+from core.atomic import atomic_write_bytes
 from edge.classifier import STATUSES, Prediction
 from edge.quality import MESSAGES
 

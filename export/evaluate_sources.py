@@ -33,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from edge.atomic import atomic_write_text
+    from core.atomic import atomic_write_text
     from edge.manifest import ManifestError
     from edge.runtimes import ModelLoadError, RuntimeMissing
     from export.source_metrics import source_report

@@ -28,8 +28,8 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from edge.versions import package_versions as _package_versions
-from edge.atomic import atomic_write_bytes, sha256_file
+from core.versions import package_versions as _package_versions
+from core.atomic import atomic_write_bytes, sha256_file
 from edge.manifest import (MANIFEST_NAME, ArtifactInfo, Manifest, QualityGate, QuantParams,
                            read_embedded)
 from edge.quality import gate_for_size

@@ -21,7 +21,7 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 
 import argparse
 
-from edge.helpformat import DefaultsHelp  # noqa: E402
+from core.helpformat import DefaultsHelp  # noqa: E402
 from export.web import WebAppError, build_webapp, make_server  # noqa: E402
 
 EXIT_OK, EXIT_USAGE = 0, 2

@@ -75,7 +75,7 @@ def test_output_vector_is_p_malignant_then_type_probabilities(typed_export):
 
 
 def test_binary_only_images_still_learn_the_label(typed_export):
-    from train import metrics as M
+    from core import metrics as M
 
     model, _, _, _ = typed_export
     rng = np.random.default_rng(5)

@@ -66,7 +66,7 @@ class TrainConfig:
         return [("train", self.epochs, self.lr)]
 
     def save(self, path: Path) -> None:
-        from edge.atomic import atomic_write_text
+        from core.atomic import atomic_write_text
 
         atomic_write_text(path, json.dumps(asdict(self), indent=2))
 

@@ -147,7 +147,7 @@ def _read_cache(path: Path) -> dict[str, list[np.ndarray]]:
 
 
 def _write_cache(path: Path, weights: dict[str, list[np.ndarray]]) -> None:
-    from edge.atomic import atomic_path
+    from core.atomic import atomic_path
 
     arrays = {f"{layer}/{i}": a for layer, ws in weights.items() for i, a in enumerate(ws)}
     try:
