@@ -17,25 +17,23 @@ from pathlib import Path
 
 import numpy as np
 
-from train import metrics as M
 from train.data import Sample, load_arrays, readable
-from train.source_eval import mel_vs_nv_auc, per_source, per_type
+from train.source_eval import split_report as report
 
 
 def artifact_outputs(clf, items) -> tuple[np.ndarray, list]:
-    """Raw output vectors of ``clf`` for ``items`` (unreadable files dropped) and the items."""
+    """Raw output vectors of ``clf`` for ``items`` (unreadable files dropped) and the items.
+
+    Images are decoded and sized once (``load_arrays``); ``Classifier.prepare`` then applies
+    the manifest's colour constancy and input quantization, as the runner does.
+    """
     m = clf.manifest
     samples = [Sample(i.path, i.label) for i in items]
-    x, _, bad = load_arrays(samples, m.input_height, verbose=False,
-                            color_constancy=m.color_constancy)
+    x, _, bad = load_arrays(samples, m.input_height, verbose=False)
     keep = {str(s.path) for s in readable(samples, bad)}
     kept = [i for i in items if str(i.path) in keep]
-    # prepare() would apply colour constancy again: quantize the fitted image directly
-    from edge.preprocess import to_model_input
-
-    spec = clf.runtime.input
-    out = np.stack([clf.raw_outputs(to_model_input(img, spec.dtype, spec.scale, spec.zero_point))
-                    for img in x]) if len(x) else np.zeros((0, m.output_size))
+    out = np.stack([clf.raw_outputs(clf.prepare(img)) for img in x]) if len(x) else \
+        np.zeros((0, m.output_size))
     return out, kept
 
 
@@ -43,17 +41,10 @@ def split_report(clf, items) -> dict:
     """Metrics of one split at the artifact's threshold (per source, acquisition group, type)."""
     m = clf.manifest
     out, its = artifact_outputs(clf, items)
-    y = np.array([i.label for i in its])
     p = np.array([m.calibrate(v) for v in out[:, 0]])
     types = ([m.classes[k] for k in out[:, 1:1 + len(m.classes)].argmax(1)]
              if m.classes else None)
-    dx = [i.dx for i in its]
-    groups = [i.group for i in its]
-    return {"n": len(y), "overall": M.binary_metrics(y, p, m.threshold),
-            "per_source": per_source(y, p, [i.source for i in its], m.threshold),
-            "per_group": per_source(y, p, groups, m.threshold) if any(groups) else {},
-            "per_type": per_type(y, p, dx, m.threshold, types),
-            "mel_vs_nv_auc": mel_vs_nv_auc(y, p, dx)}
+    return report(its, np.array([i.label for i in its]), p, m.threshold, types)
 
 
 def unseen_report(model: Path, folder: Path) -> dict:

@@ -17,14 +17,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from train import metrics as M
+from train.source_eval import per_source
 from train.typed_head import MALIGNANT_MASK, head_layers, partial_label_loss
 
 
 def per_source_auc(y: np.ndarray, p: np.ndarray, sources: list[str]) -> dict[str, float]:
-    src = np.asarray(sources)
-    return {s: float(M.roc_auc(y[src == s], p[src == s])) for s in sorted(set(sources))
-            if len(set(y[src == s].tolist())) == 2}
+    """ROC AUC per source (sources with a single class are left out)."""
+    return {s: r["roc_auc"] for s, r in per_source(y, p, sources, 0.5).items() if "roc_auc" in r}
 
 
 @dataclass

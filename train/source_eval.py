@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from train import metrics as M
+from core import metrics as M
 
 
 def per_source(y: np.ndarray, p: np.ndarray, sources: list[str], threshold: float) -> dict:
@@ -50,6 +50,21 @@ def mel_vs_nv_auc(y: np.ndarray, p: np.ndarray, dx: list[str]) -> float | None:
     d = np.asarray(dx)
     k = (d == "mel") | (d == "nv")
     return float(M.roc_auc(y[k], p[k])) if len(set(y[k].tolist())) == 2 else None
+
+
+def split_report(items: list, y: np.ndarray, p: np.ndarray, threshold: float,
+                 types: list[str] | None = None) -> dict:
+    """One split's report: overall, per source, per acquisition group, per type, mel-vs-nv.
+
+    ``items`` (``train.sources.Item``) give source, group and ``dx``; ``p`` is the calibrated
+    P(malignant), ``types`` the most likely type per image (``None`` without a type output).
+    """
+    dx, groups = [i.dx for i in items], [i.group for i in items]
+    return {"n": len(y), "overall": M.binary_metrics(y, p, threshold),
+            "per_source": per_source(y, p, [i.source for i in items], threshold),
+            "per_group": per_source(y, p, groups, threshold) if any(groups) else {},
+            "per_type": per_type(y, p, dx, threshold, types),
+            "mel_vs_nv_auc": mel_vs_nv_auc(y, p, dx)}
 
 
 def table(rows: dict, cols: tuple[str, ...]) -> str:

@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from core.atomic import atomic_write_text
-from train import metrics as M
+from core import metrics as M
 from train.run import RunDir
-from train.source_eval import mel_vs_nv_auc, per_source, per_type, table
+from train.source_eval import split_report, table
 from train.sources import DX_CLASSES, DX_NAMES, MALIGNANT_DX
 
 TARGET, CONFIDENCE = 0.95, 0.95
@@ -51,14 +51,9 @@ def predict_items(model, items, size: int, cc: str) -> tuple[np.ndarray, list[st
 def _split_report(items, out, thr_fields) -> dict:
     keep = {str(i.path): i for i in items}
     its = [keep[f] for f in out[1]]
-    y = np.array([i.label for i in its])
     p = M.apply_temperature(out[0][:, 0], thr_fields["temperature"])
-    thr = thr_fields["threshold"]
     types = [DX_CLASSES[k] for k in out[0][:, 1:].argmax(1)]
-    return {"n": len(y), "overall": M.binary_metrics(y, p, thr),
-            "per_source": per_source(y, p, [i.source for i in its], thr),
-            "per_type": per_type(y, p, [i.dx for i in its], thr, types),
-            "mel_vs_nv_auc": mel_vs_nv_auc(y, p, [i.dx for i in its])}
+    return split_report(its, np.array([i.label for i in its]), p, thr_fields["threshold"], types)
 
 
 def save_run(out: Path, args, g: dict, base, head, res, spec, extra: dict) -> dict:
