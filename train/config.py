@@ -44,6 +44,7 @@ class TrainConfig:
     run_id: str = ""
     teacher: str = ""  # run folder whose predictions are soft targets (knowledge distillation)
     distill_weight: float = 0.5  # share of the teacher in the training target
+    teacher_extra: bool = False  # also train on the teacher folder's other sources' images
     members: list[str] = field(default_factory=list)  # ensemble: the member run folders
 
     @property

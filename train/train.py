@@ -47,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--teacher", default=d.teacher,
                    help="knowledge distillation: run folder (e.g. an ensemble from "
                         "train/ensemble.py) whose predictions become soft training targets")
+    p.add_argument("--teacher-extra", action="store_true",
+                   help="with a teacher folder from train/build_teacher.py: also train on its other "
+                        "sources' training images (e.g. ham10000-extra) with its soft targets")
     p.add_argument("--distill-weight", type=float, default=d.distill_weight,
                    help="share of the teacher's probability in the target (0..1)")
     p.add_argument("--patience", type=int, default=d.patience,

@@ -117,10 +117,31 @@ def _load_data(cfg: TrainConfig) -> _Data:
 
         targets = soft_targets(cfg, readable(tr, bad_tr), y_tr)
         weights = np.array([cw[int(t)] for t in y_tr], np.float32) if cw else None
-        cw = None
+        cw_hard, cw = cw, None
         print(f"distillation: teacher {cfg.teacher}, weight {cfg.distill_weight:g} (training "
               "acc/auc are scored against soft targets; watch val_auc)")
+        if cfg.teacher_extra:
+            x_tr, y_tr, targets, weights, bad = _add_extra(cfg, x_tr, y_tr, targets, weights, cw_hard)
+            bad_tr += bad
     return _Data(x_tr, y_tr, x_va, y_va, targets, weights, cw, bad_tr + bad_va)
+
+
+def _add_extra(cfg: TrainConfig, x, y, targets, weights, cw):
+    """Append the teacher folder's other-source training images with their soft targets."""
+    from train.distill import extra_training
+
+    extra = extra_training(Path(cfg.teacher), Path(cfg.data).resolve().name)
+    samples = [s for s, _ in extra]
+    x_e, y_e, bad = load_arrays(samples, cfg.image_size)
+    kept = {str(s.path) for s in readable(samples, bad)}
+    t_e = np.array([t for s, t in extra if str(s.path) in kept], np.float32)
+    t_e = (1 - cfg.distill_weight) * y_e + cfg.distill_weight * t_e
+    w_e = np.array([cw[int(t)] for t in y_e], np.float32) if cw else None
+    print(f"teacher extra: +{len(y_e)} training images from the teacher's other sources "
+          f"(malignant {int(y_e.sum())}), skipped {len(bad)}")
+    return (np.concatenate([x, x_e]), np.concatenate([y, y_e]),
+            np.concatenate([targets, t_e]).astype(np.float32),
+            None if weights is None else np.concatenate([weights, w_e]), bad)
 
 
 def _callbacks(cfg: TrainConfig, run: RunDir, phase: str, best: float | None) -> list:

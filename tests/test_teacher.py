@@ -1,0 +1,94 @@
+"""The cached-feature teacher (train/teacher.py, train/build_teacher.py) and distilling from it."""
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from core import metrics as M
+from tests.test_train_sources import two_sources  # noqa: F401  (fixture)
+from train.teacher import Member, class_key, fold_of, probe, select, source_score
+
+
+def _keys(n):
+    return [f"lesion{i}" for i in range(n)]
+
+
+def test_probe_targets_are_out_of_fold():
+    """On pure noise a probe memorises its training images; its out-of-fold targets must not."""
+    from train.teacher import _fit, _predict
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(80, 1, 60)), np.array([0, 1] * 40)
+    cls = [class_key(int(v), "", "s") for v in y]
+    oof, (p_eval,), c = probe(x, cls, {"s:1"}, _keys(80), [x], c_grid=(10.0,), folds=4)
+    in_sample = _predict(_fit(x, np.array(y), 10.0), x, np.array([False, True]))
+    assert M.roc_auc(y, in_sample) > 0.99 and M.roc_auc(y, p_eval) > 0.99  # memorised
+    assert M.roc_auc(y, oof) < 0.75 and c == 10.0
+
+
+def test_probe_sums_malignant_types_and_averages_views():
+    rng = np.random.default_rng(1)
+    dx = np.array(["nv", "bkl", "mel", "bcc"] * 30)
+    centre = {"nv": 0, "bkl": 1, "mel": 2, "bcc": 3}
+    x = np.stack([np.eye(4)[[centre[d] for d in dx]] * 3 + rng.normal(size=(120, 4)) for _ in range(2)], 1)
+    y = np.isin(dx, ["mel", "bcc"]).astype(int)
+    oof, (p,), _ = probe(x, list(dx), {"mel", "bcc"}, _keys(120), [x[:, :1]], folds=3)
+    assert M.roc_auc(y, oof) > 0.95 and M.roc_auc(y, p) > 0.95 and p.shape == (120,)
+    assert np.all((p >= 0) & (p <= 1))
+
+
+def test_folds_are_stable_per_lesion():
+    f = fold_of(["a", "b", "a", "c"], 5)
+    assert f[0] == f[2] and list(f) == list(fold_of(["a", "b", "a", "c"], 5))
+
+
+def test_selection_adds_a_member_only_while_validation_improves():
+    y = np.array([0, 1] * 20)
+    src = ["a"] * 20 + ["b"] * 20
+    rng = np.random.default_rng(2)
+    good = y + rng.normal(0, 0.6, 40)
+    noise = rng.normal(0, 1, 40)
+    members = [Member("good", good, good, good), Member("noise", noise, noise, noise)]
+    chosen, trace = select(members, y, src)
+    assert chosen[0] == "good" and "noise" not in chosen
+    assert [t["val_score"] for t in trace] == sorted(t["val_score"] for t in trace)
+    assert trace[0]["val_score"] == pytest.approx(source_score(y, good, src))
+
+
+@pytest.mark.slow
+def test_teacher_folder_feeds_a_student_with_its_other_sources(two_sources, tmp_path, monkeypatch,
+                                                               capsys):
+    pytest.importorskip("tensorflow")
+    from train import build_teacher, train as train_cli
+
+    prim, extra = two_sources
+    monkeypatch.setenv("SKINLESION_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "teacher"
+    assert build_teacher.main(["--data", str(prim), str(extra), "--encoders", "efficientnet_lite0:64",
+                               "--folds", "3", "--val-fraction", "0.25", "--out", str(out)]) == 0
+    rows = list(csv.DictReader(open(out / "teacher_targets.csv")))
+    assert len(rows) == 96 + 60 + 16 and {r["split"] for r in rows} == {"train", "val", "test"}
+    assert all(0 <= float(r["teacher"]) <= 1 for r in rows)
+    info = json.loads((out / "teacher.json").read_text())
+    assert info["chosen"] == ["probe:efficientnet_lite0@64"]
+    assert info["members"]["probe:efficientnet_lite0@64"]["train_targets"] == "out of fold (3 folds)"
+    n_extra = sum(r["split"] == "train" and r["source"] == "extra" for r in rows)
+    assert 30 < n_extra < 60
+    capsys.readouterr()
+
+    student = tmp_path / "student"
+    fast = ["--epochs", "1", "--batch-size", "16", "--val-fraction", "0.25", "-q"]
+    assert train_cli.main(["--data", str(prim), "--model", "seed_cnn", "--image-size", "32",
+                           "--teacher", str(out), "--teacher-extra", "--out", str(student), *fast]) == 0
+    assert f"teacher extra: +{n_extra} training images" in capsys.readouterr().out
+    n_prim = sum(r["split"] == "train" and r["source"] == "skin-lesions" for r in rows)
+    assert json.loads((student / "train_summary.json").read_text())["n_train"] == n_prim + n_extra
+
+    # a teacher with another validation split is refused, in one line naming the setting
+    rc = train_cli.main(["--data", str(prim), "--image-size", "32", "--teacher", str(out),
+                         "--out", str(tmp_path / "s2"), "--seed", "4", *fast])
+    err = capsys.readouterr().err
+    assert rc == 2 and "seed" in err and len(err.strip().splitlines()) == 1

@@ -1,0 +1,214 @@
+"""Build a teacher from cached encoder features and trained runs; write its soft targets.
+
+Research and education tool, not a medical device. Every source the registry offers joins
+(default: skin-lesions and ham10000-extra beside it; the split is train/sources.py's, so the
+primary source's validation images are the ones ``train/train.py`` holds out with the same
+seed). Each ``--encoders`` entry ``NAME[:SIZE[:VIEWS]]`` is run once per image and view and
+cached (train/featcache.py); a linear probe on it, and one on all of them concatenated, become
+members, beside every ``--runs`` folder. The teacher is the member mean picked greedily on
+validation (mean of the per-source AUCs). Writes ``<out>/teacher.json`` (every member's
+validation and test metrics per source, the choice, timings) and ``<out>/teacher_targets.csv``
+(the soft targets ``train/train.py --teacher <out>`` reads; out of fold for training images).
+
+Example:
+    python train/build_teacher.py --encoders mobilenetv2 efficientnet_lite2:260:2 vit_s_focus \\
+        --runs runs/ens2-e60 --out runs/teacher
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+
+import argparse
+import csv
+import io
+import os
+import time
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+SPLITS = ("train", "val", "test")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from core.helpformat import DefaultsHelp
+
+    p = argparse.ArgumentParser(prog="python train/build_teacher.py",
+                                description=__doc__.split("\n\n")[0], formatter_class=DefaultsHelp)
+    p.add_argument("--data", nargs="*", default=None,
+                   help="source folders, the first is primary; default: skin-lesions and ham10000-extra")
+    p.add_argument("--encoders", nargs="*", default=["mobilenetv2", "efficientnet_lite2"],
+                   help="NAME[:SIZE[:VIEWS]] (train/encoders.py); views are cached augmented views")
+    p.add_argument("--runs", nargs="*", default=[], help="trained run folders as members")
+    p.add_argument("--folds", type=int, default=5, help="folds for out-of-fold probe targets")
+    p.add_argument("--max-members", type=int, default=6, help="most members in the mean")
+    p.add_argument("--seed", type=int, default=0, help="split seed (the student's --split-seed)")
+    p.add_argument("--val-fraction", type=float, default=0.15)
+    p.add_argument("--out", required=True, help="teacher folder to write")
+    return p
+
+
+def parse_encoder(text: str) -> tuple[str, int, int]:
+    """``"efficientnet_lite2:260:2"`` -> ``("efficientnet_lite2", 260, 2)``.
+
+    >>> parse_encoder("mobilenetv2")
+    ('mobilenetv2', 224, 1)
+    """
+    from train.encoders import native_size
+
+    name, *rest = text.split(":")
+    size = int(rest[0]) if rest and rest[0] else native_size(name)
+    return name, size, int(rest[1]) if len(rest) > 1 else 1
+
+
+def encoder_features(g: dict, name: str, size: int, views: int) -> tuple[dict, list[str]]:
+    """``{split: [N, views, D] float16}`` from the cache (computed where missing), bad files."""
+    from train.featcache import POOL, BackboneSpec, activations
+
+    spec, out, bad = BackboneSpec(name, 1.0, size, POOL), {}, []
+    for s in SPLITS:
+        out[s], b = activations(g[s], views, spec)
+        bad += b
+    return out, bad
+
+
+def run_member(g: dict, run: str):
+    """A trained run's P(malignant) per split (an unreadable file gets NaN)."""
+    import keras
+
+    from train.run import RunDir
+    from train.teacher import Member
+    from train.typed_run import predict_items
+
+    model = keras.models.load_model(RunDir(run).model_keras, compile=False)
+    size = int(model.input_shape[1])
+    cc = RunDir(run).config().get("color_constancy") or "none"
+    ps = {}
+    for s in SPLITS:
+        out, kept = predict_items(model, g[s], size, cc)
+        by_path = dict(zip(kept, out[:, 0]))
+        ps[s] = np.array([by_path.get(str(i.path), np.nan) for i in g[s]], np.float64)
+    return Member(f"run:{Path(run).name}", ps["train"], ps["val"], ps["test"],
+                  {"kind": "run", "train_targets": "in-sample for the run's own training images"})
+
+
+def probe_member(name: str, feats: dict, g: dict, folds: int):
+    from train.sources import MALIGNANT_DX
+    from train.teacher import Member, class_key, probe
+
+    classes = [class_key(i.label, i.dx, i.source) for i in g["train"]]
+    malignant = set(MALIGNANT_DX) | {c for c, i in zip(classes, g["train"]) if not i.dx and i.label}
+    keys = [i.lesion or str(i.path) for i in g["train"]]
+    t = time.time()
+    oof, (pv, pt), c = probe(feats["train"], classes, malignant, keys,
+                             [feats["val"], feats["test"]], folds=folds)
+    return Member(f"probe:{name}", oof, pv, pt, {"kind": "probe", "C": c, "views": feats["train"].shape[1],
+                                                 "dim": feats["train"].shape[2], "fit_s": round(time.time() - t, 1),
+                                                 "train_targets": f"out of fold ({folds} folds)"})
+
+
+def evaluate(member, g: dict) -> dict:
+    """Validation and test metrics per source at the member's validation-fitted threshold."""
+    from core import metrics as M
+    from train.source_eval import split_report
+    from train.teacher import source_score
+    from train.typed_run import threshold_fields
+
+    y = {s: np.array([i.label for i in g[s]]) for s in ("val", "test")}
+    thr = threshold_fields(y["val"], member.val)
+    out = {"val_score": source_score(y["val"], member.val, [i.source for i in g["val"]]),
+           "threshold": thr["threshold"], "temperature": thr["temperature"]}
+    for s in ("val", "test"):
+        p = M.apply_temperature(getattr(member, s), thr["temperature"])
+        out[s] = split_report(g[s], y[s], p, thr["threshold"])
+        out[s]["roc_auc_ci"] = list(M.bootstrap_ci(y[s], p, thr["threshold"], n_boot=500)["roc_auc"])
+    return out
+
+
+def targets_csv(g: dict, members: list, chosen: list[str]) -> str:
+    """One row per image of every split: the teacher's P(malignant) and each member's."""
+    from train.teacher import mix
+
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["path", "split", "source", "label", "dx", "teacher", *[m.name for m in members]])
+    for s in SPLITS:
+        p = mix(members, chosen, s)
+        for k, it in enumerate(g[s]):
+            w.writerow([str(it.path), s, it.source, it.label, it.dx, f"{p[k]:.6f}",
+                        *[f"{getattr(m, s)[k]:.6f}" for m in members]])
+    return buf.getvalue()
+
+
+def build(args) -> dict:
+    from train.sources import gather
+    from train.teacher import Member, select
+
+    g, t0 = gather(args.data, args.val_fraction, args.seed), time.time()
+    members, feats_all, timings, bad = [], [], {}, []
+    for text in args.encoders:
+        name, size, views = parse_encoder(text)
+        t = time.time()
+        feats, b = encoder_features(g, name, size, views)
+        timings[f"features:{name}"] = round(time.time() - t, 1)
+        bad += b
+        feats_all.append(feats)
+        members.append(probe_member(f"{name}@{size}", feats, g, args.folds))
+    if len(feats_all) > 1:
+        v = min(f["train"].shape[1] for f in feats_all)
+        cat = {s: np.concatenate([f[s][:, :v] for f in feats_all], axis=2) for s in SPLITS}
+        members.append(probe_member("+".join(parse_encoder(e)[0] for e in args.encoders), cat, g, args.folds))
+    for run in args.runs:
+        t = time.time()
+        members.append(run_member(g, run))
+        timings[f"predict:{run}"] = round(time.time() - t, 1)
+    yv = np.array([i.label for i in g["val"]])
+    chosen, trace = select(members, yv, [i.source for i in g["val"]], args.max_members)
+    from train.teacher import mix
+    teacher = Member("teacher", *(mix(members, chosen, s) for s in SPLITS), {"members": chosen})
+    report = {m.name: {**m.info, **evaluate(m, g)} for m in members + [teacher]}
+    timings["total"] = round(time.time() - t0, 1)
+    return {"chosen": chosen, "trace": trace, "members": report, "timings_s": timings,
+            "bad_files": bad, "sources": g["dirs"], "_members": members, "_g": g}
+
+
+def summary_table(res: dict) -> str:
+    rows = ["| member | val score | val AUC per source | test AUC (95% CI) | test acc @thr | test sens / spec |",
+            "|---|---|---|---|---|---|"]
+    for name, m in res["members"].items():
+        per = ", ".join(f"{s.split('/')[-1]} {r['roc_auc']:.4f}" for s, r in m["val"]["per_source"].items()
+                        if "roc_auc" in r)
+        o, ci = m["test"]["overall"], m["test"]["roc_auc_ci"]
+        rows.append(f"| {name} | {m['val_score']:.4f} | {per} | {o['roc_auc']:.4f} ({ci[0]:.3f}-{ci[1]:.3f}) "
+                    f"| {o['accuracy']:.4f} | {o['sensitivity']:.4f} / {o['specificity']:.4f} |")
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from core.atomic import atomic_write_text
+    from train.config import TrainConfig
+    from train.run import RunDir
+
+    args = build_parser().parse_args(argv)
+    res = build(args)
+    run = RunDir(args.out)
+    run.path.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(run.targets_csv, targets_csv(res.pop("_g"), res.pop("_members"), res["chosen"]))
+    run.write_json(run.teacher_json, res)
+    TrainConfig(model="teacher", seed=args.seed, split_seed=args.seed, val_fraction=args.val_fraction,
+                members=res["chosen"], out=str(run.path)).save(run.config_json)
+    table = summary_table(res)
+    atomic_write_text(run.report_md, "# Teacher\n\nResearch and education tool, not a medical device.\n\n"
+                      f"Chosen: {' + '.join(res['chosen'])}\n\n{table}\n")
+    print(table)
+    print(f"teacher: {' + '.join(res['chosen'])}; wrote {run.teacher_json} and {run.targets_csv} "
+          f"({res['timings_s']['total']:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
