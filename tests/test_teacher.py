@@ -77,6 +77,15 @@ def test_teacher_folder_feeds_a_student_with_its_other_sources(two_sources, tmp_
     assert info["members"]["probe:efficientnet_lite0@64"]["train_targets"] == "out of fold (3 folds)"
     n_extra = sum(r["split"] == "train" and r["source"] == "extra" for r in rows)
     assert 30 < n_extra < 60
+
+    # a new choice from the same members, without recomputing them
+    again = tmp_path / "teacher-primary"
+    assert build_teacher.main(["--data", str(prim), str(extra), "--reuse", str(out), "--select",
+                               "primary", "--val-fraction", "0.25", "--out", str(again)]) == 0
+    rows2 = list(csv.DictReader(open(again / "teacher_targets.csv")))
+    member = "probe:efficientnet_lite0@64"
+    assert [r[member] for r in rows2] == [r[member] for r in rows]
+    assert json.loads((again / "teacher.json").read_text())["select"] == "primary"
     capsys.readouterr()
 
     student = tmp_path / "student"

@@ -46,6 +46,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs", nargs="*", default=[], help="trained run folders as members")
     p.add_argument("--folds", type=int, default=5, help="folds for out-of-fold probe targets")
     p.add_argument("--max-members", type=int, default=6, help="most members in the mean")
+    p.add_argument("--select", choices=("sources", "primary"), default="sources",
+                   help="choose members on the mean of per-source validation AUCs, or on the "
+                        "primary source's validation AUC alone")
+    p.add_argument("--reuse", default=None,
+                   help="take the members of this teacher folder (its targets file) instead of "
+                        "computing them: a new --select in seconds")
     p.add_argument("--seed", type=int, default=0, help="split seed (the student's --split-seed)")
     p.add_argument("--val-fraction", type=float, default=0.15)
     p.add_argument("--out", required=True, help="teacher folder to write")
@@ -106,6 +112,7 @@ def probe_member(name: str, feats: dict, g: dict, folds: int):
     t = time.time()
     oof, (pv, pt), c = probe(feats["train"], classes, malignant, keys,
                              [feats["val"], feats["test"]], folds=folds)
+    print(f"probe {name}: C {c:g}, {time.time() - t:.0f} s", flush=True)
     return Member(f"probe:{name}", oof, pv, pt, {"kind": "probe", "C": c, "views": feats["train"].shape[1],
                                                  "dim": feats["train"].shape[2], "fit_s": round(time.time() - t, 1),
                                                  "train_targets": f"out of fold ({folds} folds)"})
@@ -144,12 +151,43 @@ def targets_csv(g: dict, members: list, chosen: list[str]) -> str:
     return buf.getvalue()
 
 
+def reused_members(folder: str, g: dict) -> list:
+    """The members of an earlier teacher folder, read back from its targets file."""
+    from train.distill import read_targets
+    from train.run import RunDir
+    from train.teacher import Member
+
+    rows = {r["path"]: r for r in read_targets(Path(folder))}
+    info = RunDir(folder).read_json(RunDir(folder).teacher_json).get("members", {})
+    names = [k for k in next(iter(rows.values())) if k.startswith(("probe:", "run:"))]
+    keep = ("kind", "C", "views", "dim", "fit_s", "train_targets")
+    return [Member(n, *(np.array([float(rows[str(i.path)][n]) for i in g[s]]) for s in SPLITS),
+                   {k: v for k, v in info.get(n, {}).items() if k in keep} | {"from": folder})
+            for n in names]
+
+
+def choose(members: list, g: dict, how: str, max_members: int) -> tuple[list[str], list[dict]]:
+    """Greedy member choice on validation: all sources (their mean AUC) or the primary alone."""
+    from train.teacher import Member, select
+
+    y = np.array([i.label for i in g["val"]])
+    src = [i.source for i in g["val"]]
+    if how == "primary":
+        k = np.array([s == Path(g["dirs"][0]).name for s in src])
+        members = [Member(m.name, m.train, m.val[k], m.test) for m in members]
+        y, src = y[k], [s for s, kk in zip(src, k) if kk]
+    return select(members, y, src, max_members)
+
+
 def build(args) -> dict:
     from train.sources import gather
-    from train.teacher import Member, select
+    from train.teacher import Member
 
     g, t0 = gather(args.data, args.val_fraction, args.seed), time.time()
     members, feats_all, timings, bad = [], [], {}, []
+    if args.reuse:
+        args.encoders, args.runs = [], []
+        members = reused_members(args.reuse, g)
     for text in args.encoders:
         name, size, views = parse_encoder(text)
         t = time.time()
@@ -166,13 +204,12 @@ def build(args) -> dict:
         t = time.time()
         members.append(run_member(g, run))
         timings[f"predict:{run}"] = round(time.time() - t, 1)
-    yv = np.array([i.label for i in g["val"]])
-    chosen, trace = select(members, yv, [i.source for i in g["val"]], args.max_members)
+    chosen, trace = choose(members, g, args.select, args.max_members)
     from train.teacher import mix
     teacher = Member("teacher", *(mix(members, chosen, s) for s in SPLITS), {"members": chosen})
     report = {m.name: {**m.info, **evaluate(m, g)} for m in members + [teacher]}
     timings["total"] = round(time.time() - t0, 1)
-    return {"chosen": chosen, "trace": trace, "members": report, "timings_s": timings,
+    return {"chosen": chosen, "select": args.select, "trace": trace, "members": report, "timings_s": timings,
             "bad_files": bad, "sources": g["dirs"], "_members": members, "_g": g}
 
 
