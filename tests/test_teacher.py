@@ -68,13 +68,17 @@ def test_teacher_folder_feeds_a_student_with_its_other_sources(two_sources, tmp_
     monkeypatch.setenv("SKINLESION_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "teacher"
     assert build_teacher.main(["--data", str(prim), str(extra), "--encoders", "efficientnet_lite0:64",
-                               "--folds", "3", "--val-fraction", "0.25", "--out", str(out)]) == 0
+                               "--folds", "3", "--val-fraction", "0.25", "--loso", "--out", str(out)]) == 0
     rows = list(csv.DictReader(open(out / "teacher_targets.csv")))
     assert len(rows) == 96 + 60 + 16 and {r["split"] for r in rows} == {"train", "val", "test"}
     assert all(0 <= float(r["teacher"]) <= 1 for r in rows)
     info = json.loads((out / "teacher.json").read_text())
     assert info["chosen"] == ["probe:efficientnet_lite0@64"]
-    assert info["members"]["probe:efficientnet_lite0@64"]["train_targets"] == "out of fold (3 folds)"
+    probe_info = info["members"]["probe:efficientnet_lite0@64"]
+    assert probe_info["train_targets"] == "out of fold (3 folds)"
+    loso = probe_info["loso"]  # every image of each acquisition group scored once, held out
+    assert sorted(loso) == ["a", "b"] and sum(r["n"] for r in loso.values()) == 60
+    assert all(0 <= r["auc_held_out"] <= 1 for r in loso.values())
     n_extra = sum(r["split"] == "train" and r["source"] == "extra" for r in rows)
     assert 30 < n_extra < 60
 

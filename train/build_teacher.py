@@ -49,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--select", choices=("sources", "primary"), default="sources",
                    help="choose members on the mean of per-source validation AUCs, or on the "
                         "primary source's validation AUC alone")
+    p.add_argument("--loso", action="store_true",
+                   help="leave-one-acquisition-group-out check of every probe (HAM10000 dataset column)")
     p.add_argument("--reuse", default=None,
                    help="take the members of this teacher folder (its targets file) instead of "
                         "computing them: a new --select in seconds")
@@ -102,7 +104,7 @@ def run_member(g: dict, run: str):
                   {"kind": "run", "train_targets": "in-sample for the run's own training images"})
 
 
-def probe_member(name: str, feats: dict, g: dict, folds: int):
+def probe_member(name: str, feats: dict, g: dict, folds: int, loso: bool = False):
     from train.sources import MALIGNANT_DX
     from train.teacher import Member, class_key, probe
 
@@ -112,10 +114,18 @@ def probe_member(name: str, feats: dict, g: dict, folds: int):
     t = time.time()
     oof, (pv, pt), c = probe(feats["train"], classes, malignant, keys,
                              [feats["val"], feats["test"]], folds=folds)
-    print(f"probe {name}: C {c:g}, {time.time() - t:.0f} s", flush=True)
-    return Member(f"probe:{name}", oof, pv, pt, {"kind": "probe", "C": c, "views": feats["train"].shape[1],
-                                                 "dim": feats["train"].shape[2], "fit_s": round(time.time() - t, 1),
-                                                 "train_targets": f"out of fold ({folds} folds)"})
+    info = {"kind": "probe", "C": c, "views": feats["train"].shape[1], "dim": feats["train"].shape[2],
+            "fit_s": round(time.time() - t, 1), "train_targets": f"out of fold ({folds} folds)"}
+    print(f"probe {name}: C {c:g}, {info['fit_s']:.0f} s", flush=True)
+    if loso:
+        from train.teacher import leave_group_out
+
+        t = time.time()
+        info["loso"] = leave_group_out(feats, g, malignant, c)
+        info["loso_s"] = round(time.time() - t, 1)
+        print("  leave-one-group-out AUC: " + ", ".join(
+            f"{k} {v.get('auc_held_out', float('nan')):.4f}" for k, v in info["loso"].items()), flush=True)
+    return Member(f"probe:{name}", oof, pv, pt, info)
 
 
 def evaluate(member, g: dict) -> dict:
@@ -160,7 +170,7 @@ def reused_members(folder: str, g: dict) -> list:
     rows = {r["path"]: r for r in read_targets(Path(folder))}
     info = RunDir(folder).read_json(RunDir(folder).teacher_json).get("members", {})
     names = [k for k in next(iter(rows.values())) if k.startswith(("probe:", "run:"))]
-    keep = ("kind", "C", "views", "dim", "fit_s", "train_targets")
+    keep = ("kind", "C", "views", "dim", "fit_s", "train_targets", "loso", "loso_s")
     return [Member(n, *(np.array([float(rows[str(i.path)][n]) for i in g[s]]) for s in SPLITS),
                    {k: v for k, v in info.get(n, {}).items() if k in keep} | {"from": folder})
             for n in names]
@@ -195,11 +205,12 @@ def build(args) -> dict:
         timings[f"features:{name}"] = round(time.time() - t, 1)
         bad += b
         feats_all.append(feats)
-        members.append(probe_member(f"{name}@{size}", feats, g, args.folds))
+        members.append(probe_member(f"{name}@{size}", feats, g, args.folds, args.loso))
     if len(feats_all) > 1:
         v = min(f["train"].shape[1] for f in feats_all)
         cat = {s: np.concatenate([f[s][:, :v] for f in feats_all], axis=2) for s in SPLITS}
-        members.append(probe_member("+".join(parse_encoder(e)[0] for e in args.encoders), cat, g, args.folds))
+        members.append(probe_member("+".join(parse_encoder(e)[0] for e in args.encoders), cat, g,
+                                    args.folds, args.loso))
     for run in args.runs:
         t = time.time()
         members.append(run_member(g, run))

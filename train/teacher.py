@@ -142,3 +142,31 @@ def mix(members: list[Member], names: list[str], split: str) -> np.ndarray:
     """The teacher's P(malignant) on ``split`` (``train``/``val``/``test``): the members' mean."""
     by_name = {m.name: m for m in members}
     return np.mean([getattr(by_name[n], split) for n in names], axis=0)
+
+
+def leave_group_out(x: dict, items: dict, malignant: set[str], c: float) -> dict:
+    """Leave-one-acquisition-group-out for a probe: for each group, fit on every training
+    image outside it (all sources) and score all of the group's images (train and validation);
+    beside it, the group's validation images scored by a probe that saw the group's training
+    images. ``x``/``items``: ``{"train", "val"}`` features ``[N, views, D]`` and items."""
+    tr, va = items["train"], items["val"]
+    keys = [class_key(i.label, i.dx, i.source) for i in tr]
+    names = sorted(set(keys))
+    cls, mal = np.array([names.index(k) for k in keys]), np.array([n in malignant for n in names])
+    seen = _predict(_fit(x["train"], cls, c), x["val"], mal)
+    out = {}
+    for grp in sorted({i.group for i in tr + va if i.group}):
+        out_tr = np.array([i.group != grp for i in tr])
+        in_va = np.array([i.group == grp for i in va])
+        clf = _fit(x["train"][out_tr], cls[out_tr], c)
+        feats = np.concatenate([x["train"][~out_tr], x["val"][in_va]])
+        y = np.array([i.label for i in tr if i.group == grp] + [i.label for i in va if i.group == grp])
+        row = {"n": int(len(y)), "n_malignant": int(y.sum())}
+        if len(set(y.tolist())) == 2:
+            row["auc_held_out"] = float(M.roc_auc(y, _predict(clf, feats, mal)))
+        yv = np.array([i.label for i in va])[in_va]
+        if len(set(yv.tolist())) == 2:
+            row["auc_val_held_out"] = float(M.roc_auc(yv, _predict(clf, x["val"][in_va], mal)))
+            row["auc_val_seen"] = float(M.roc_auc(yv, seen[in_va]))
+        out[grp] = row
+    return out
