@@ -65,6 +65,7 @@ def test_teacher_folder_feeds_a_student_with_its_other_sources(two_sources, tmp_
     from train import build_teacher, train as train_cli
 
     prim, extra = two_sources
+    (prim / "train" / "benign" / "999.jpg").write_bytes(b"\xff\xd8 not a jpeg")  # reported, skipped
     monkeypatch.setenv("SKINLESION_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "teacher"
     assert build_teacher.main(["--data", str(prim), str(extra), "--encoders", "efficientnet_lite0:64",
@@ -74,6 +75,8 @@ def test_teacher_folder_feeds_a_student_with_its_other_sources(two_sources, tmp_
     assert all(0 <= float(r["teacher"]) <= 1 for r in rows)
     info = json.loads((out / "teacher.json").read_text())
     assert info["chosen"] == ["probe:efficientnet_lite0@64"]
+    assert len(info["bad_files"]) == 1 and "999.jpg" in info["bad_files"][0]
+    assert not any(r["path"].endswith("999.jpg") for r in rows)
     probe_info = info["members"]["probe:efficientnet_lite0@64"]
     assert probe_info["train_targets"] == "out of fold (3 folds)"
     loso = probe_info["loso"]  # every image of each acquisition group scored once, held out

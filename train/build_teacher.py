@@ -171,9 +171,31 @@ def reused_members(folder: str, g: dict) -> list:
     info = RunDir(folder).read_json(RunDir(folder).teacher_json).get("members", {})
     names = [k for k in next(iter(rows.values())) if k.startswith(("probe:", "run:"))]
     keep = ("kind", "C", "views", "dim", "fit_s", "train_targets", "loso", "loso_s")
-    return [Member(n, *(np.array([float(rows[str(i.path)][n]) for i in g[s]]) for s in SPLITS),
+    row = lambda i: rows.get(str(i.path), {})  # noqa: E731  (absent: unreadable before, dropped)
+    return [Member(n, *(np.array([float(row(i).get(n, "nan")) for i in g[s]]) for s in SPLITS),
                    {k: v for k, v in info.get(n, {}).items() if k in keep} | {"from": folder})
             for n in names]
+
+
+def readable_masks(g: dict, bad: list[str], members: list) -> dict:
+    """Per split, the images every encoder could read (a bad-file message names the file) and
+    every run member scored (an unreadable file gives NaN)."""
+    keep = {s: np.array([not any(b.startswith(f"{i.path}:") for b in bad) for i in g[s]], bool)
+            for s in SPLITS}
+    for m in members:
+        for s in SPLITS:
+            keep[s] &= np.isfinite(getattr(m, s))
+    return keep
+
+
+def subset(g: dict, feats_all: list, members: list, keep: dict) -> tuple[dict, list, list]:
+    """``g``, features and members restricted to ``keep``: a bad file never gets a target."""
+    from train.teacher import Member
+
+    g = {**g, **{s: [i for i, k in zip(g[s], keep[s]) if k] for s in SPLITS}}
+    feats_all = [{s: f[s][keep[s]] for s in SPLITS} for f in feats_all]
+    members = [Member(m.name, *(getattr(m, s)[keep[s]] for s in SPLITS), m.info) for m in members]
+    return g, feats_all, members
 
 
 def choose(members: list, g: dict, how: str, max_members: int) -> tuple[list[str], list[dict]]:
@@ -191,37 +213,37 @@ def choose(members: list, g: dict, how: str, max_members: int) -> tuple[list[str
 
 def build(args) -> dict:
     from train.sources import gather
-    from train.teacher import Member
+    from train.teacher import Member, mix
 
     g, t0 = gather(args.data, args.val_fraction, args.seed), time.time()
     members, feats_all, timings, bad = [], [], {}, []
     if args.reuse:
         args.encoders, args.runs = [], []
         members = reused_members(args.reuse, g)
-    for text in args.encoders:
-        name, size, views = parse_encoder(text)
+    encoders = [parse_encoder(e) for e in args.encoders]
+    for name, size, views in encoders:
         t = time.time()
         feats, b = encoder_features(g, name, size, views)
         timings[f"features:{name}"] = round(time.time() - t, 1)
         bad += b
         feats_all.append(feats)
-        members.append(probe_member(f"{name}@{size}", feats, g, args.folds, args.loso))
-    if len(feats_all) > 1:
-        v = min(f["train"].shape[1] for f in feats_all)
-        cat = {s: np.concatenate([f[s][:, :v] for f in feats_all], axis=2) for s in SPLITS}
-        members.append(probe_member("+".join(parse_encoder(e)[0] for e in args.encoders), cat, g,
-                                    args.folds, args.loso))
     for run in args.runs:
         t = time.time()
         members.append(run_member(g, run))
         timings[f"predict:{run}"] = round(time.time() - t, 1)
+    g, feats_all, members = subset(g, feats_all, members, readable_masks(g, bad, members))
+    for (name, size, _), feats in zip(encoders, feats_all):
+        members.append(probe_member(f"{name}@{size}", feats, g, args.folds, args.loso))
+    if len(feats_all) > 1:
+        v = min(f["train"].shape[1] for f in feats_all)
+        cat = {s: np.concatenate([f[s][:, :v] for f in feats_all], axis=2) for s in SPLITS}
+        members.append(probe_member("+".join(e[0] for e in encoders), cat, g, args.folds, args.loso))
     chosen, trace = choose(members, g, args.select, args.max_members)
-    from train.teacher import mix
     teacher = Member("teacher", *(mix(members, chosen, s) for s in SPLITS), {"members": chosen})
     report = {m.name: {**m.info, **evaluate(m, g)} for m in members + [teacher]}
     timings["total"] = round(time.time() - t0, 1)
-    return {"chosen": chosen, "select": args.select, "trace": trace, "members": report, "timings_s": timings,
-            "bad_files": bad, "sources": g["dirs"], "_members": members, "_g": g}
+    return {"chosen": chosen, "select": args.select, "trace": trace, "members": report,
+            "timings_s": timings, "bad_files": bad, "sources": g["dirs"], "_members": members, "_g": g}
 
 
 def summary_table(res: dict) -> str:
