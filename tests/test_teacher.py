@@ -93,6 +93,12 @@ def test_teacher_folder_feeds_a_student_with_its_other_sources(two_sources, tmp_
     member = "probe:efficientnet_lite0@64"
     assert [r[member] for r in rows2] == [r[member] for r in rows]
     assert json.loads((again / "teacher.json").read_text())["select"] == "primary"
+    assert "not a medical device" in (again / "report.md").read_text()
+    capsys.readouterr()
+    rc = build_teacher.main(["--data", str(prim), str(extra), "--reuse", str(out), "--seed", "3",
+                             "--val-fraction", "0.25", "--out", str(tmp_path / "t3")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "split" in err and len(err.strip().splitlines()) == 1
     capsys.readouterr()
 
     student = tmp_path / "student"

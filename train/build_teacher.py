@@ -161,6 +161,22 @@ def targets_csv(g: dict, members: list, chosen: list[str]) -> str:
     return buf.getvalue()
 
 
+def check_reuse(args) -> None:
+    """``--reuse`` must name a teacher folder with this split (same seed and fraction)."""
+    from train.run import RunDir
+
+    if not args.reuse:
+        return
+    run = RunDir(args.reuse)
+    if not (run.targets_csv.is_file() and run.config_json.is_file()):
+        raise FileNotFoundError(f"--reuse {run}: no {run.targets_csv.name}; build that teacher first")
+    cfg = run.load_config()
+    if (cfg.val_seed, cfg.val_fraction) != (args.seed, args.val_fraction):
+        raise ValueError(f"--reuse {run}: its split (seed {cfg.val_seed}, val fraction "
+                         f"{cfg.val_fraction:g}) differs from --seed {args.seed} --val-fraction "
+                         f"{args.val_fraction:g}; use the same")
+
+
 def reused_members(folder: str, g: dict) -> list:
     """The members of an earlier teacher folder, read back from its targets file."""
     from train.distill import read_targets
@@ -264,7 +280,12 @@ def main(argv: list[str] | None = None) -> int:
     from train.run import RunDir
 
     args = build_parser().parse_args(argv)
-    res = build(args)
+    try:
+        check_reuse(args)
+        res = build(args)
+    except (FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     run = RunDir(args.out)
     run.path.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run.targets_csv, targets_csv(res.pop("_g"), res.pop("_members"), res["chosen"]))
@@ -272,7 +293,8 @@ def main(argv: list[str] | None = None) -> int:
     TrainConfig(model="teacher", seed=args.seed, split_seed=args.seed, val_fraction=args.val_fraction,
                 members=res["chosen"], out=str(run.path)).save(run.config_json)
     table = summary_table(res)
-    atomic_write_text(run.report_md, "# Teacher\n\nResearch and education tool, not a medical device.\n\n"
+    atomic_write_text(run.report_md, "# Teacher\n\nResearch and education tool, not a medical device. "
+                      f"Trained on: {', '.join(res['sources'])} (train split only).\n\n"
                       f"Chosen: {' + '.join(res['chosen'])}\n\n{table}\n")
     print(table)
     print(f"teacher: {' + '.join(res['chosen'])}; wrote {run.teacher_json} and {run.targets_csv} "
