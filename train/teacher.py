@@ -107,15 +107,15 @@ def probe(x_train: np.ndarray, classes: list[str], malignant: set[str], keys: li
 
 
 def source_score(y: np.ndarray, p: np.ndarray, sources: list[str]) -> float:
-    """Mean of the per-source ROC AUCs (sources with both classes).
+    """Mean of the per-source ROC AUCs (sources with both classes; ``source_eval.per_source``).
 
     >>> source_score(np.array([0, 1, 0, 1]), np.array([.1, .9, .8, .2]), ["a", "a", "b", "b"])
     0.5
     """
-    src = np.asarray(sources)
-    aucs = [M.roc_auc(y[src == s], p[src == s]) for s in sorted(set(sources))
-            if len(set(y[src == s].tolist())) == 2]
-    return float(np.mean(aucs))
+    from train.source_eval import per_source
+
+    return float(np.mean([r["roc_auc"] for r in per_source(y, p, sources, 0.5).values()
+                          if "roc_auc" in r]))
 
 
 def select(members: list[Member], y_val: np.ndarray, sources: list[str],
