@@ -9,7 +9,7 @@ import pytest
 
 from core import metrics as M
 from tests.test_train_sources import two_sources  # noqa: F401  (fixture)
-from train.teacher import Member, class_key, fold_of, probe, select, source_score
+from train.teacher import Member, class_key, fold_of, probe, select, select_with_floor, source_score
 
 
 def _keys(n):
@@ -58,6 +58,26 @@ def test_selection_adds_a_member_only_while_validation_improves():
     assert trace[0]["val_score"] == pytest.approx(source_score(y, good, src))
 
 
+def test_floor_on_the_primary_source_trades_the_mean_for_it():
+    from core.metrics import roc_auc
+
+    rng = np.random.default_rng(3)
+    y = np.array([0, 1] * 40)
+    src = ["skin"] * 40 + ["ham"] * 40
+    skin = np.arange(80) < 40
+    good_skin = y + rng.normal(0, 0.3, 80) + np.where(skin, 0, rng.normal(0, 3, 80))
+    good_ham = y + rng.normal(0, 0.3, 80) + np.where(skin, rng.normal(0, 1.2, 80), 0)
+    ms = [Member("skin", y, good_skin, y), Member("ham", y, good_ham, y)]
+    free, _ = select_with_floor(ms, y, src, "skin", 0.0)
+    floor = roc_auc(y[skin], good_skin[skin]) - 0.001  # what the skin member alone reaches
+    kept, trace = select_with_floor(ms, y, src, "skin", floor)
+    share = lambda names: names.count("skin") / len(names)  # noqa: E731
+    assert "ham" in free and share(kept) > share(free)
+    assert trace[0]["primary_val_auc"] >= floor and trace[0]["val_score"] < source_score(
+        y, np.mean([ms[n == "ham"].val for n in free], 0), src)
+    assert select_with_floor(ms, y, src, "skin", 1.01) == ([], [])
+
+
 @pytest.mark.slow
 def test_teacher_folder_feeds_a_student_with_its_other_sources(two_sources, tmp_path, monkeypatch,
                                                                capsys):
@@ -99,6 +119,16 @@ def test_teacher_folder_feeds_a_student_with_its_other_sources(two_sources, tmp_
                              "--val-fraction", "0.25", "--out", str(tmp_path / "t3")])
     err = capsys.readouterr().err
     assert rc == 2 and "split" in err and len(err.strip().splitlines()) == 1
+    for bad in (["--members", "run:nothing"], ["--min-primary", "1.01"]):  # one line, exit 2
+        rc = build_teacher.main(["--data", str(prim), str(extra), "--reuse", str(out), *bad,
+                                 "--val-fraction", "0.25", "--out", str(tmp_path / "t4")])
+        err = capsys.readouterr().err
+        assert rc == 2 and bad[1] in err and len(err.strip().splitlines()) == 1
+    floored = tmp_path / "teacher-floor"
+    assert build_teacher.main(["--data", str(prim), str(extra), "--reuse", str(out), "--members", member,
+                               "--min-primary", "0", "--val-fraction", "0.25", "--out", str(floored)]) == 0
+    info = json.loads((floored / "teacher.json").read_text())
+    assert set(info["chosen"]) == {member} and info["min_primary"] == 0
     capsys.readouterr()
 
     student = tmp_path / "student"

@@ -6,7 +6,8 @@ primary source's validation images are the ones ``train/train.py`` holds out wit
 seed). Each ``--encoders`` entry ``NAME[:SIZE[:VIEWS]]`` is run once per image and view and
 cached (train/featcache.py); a linear probe on it, and one on all of them concatenated, become
 members, beside every ``--runs`` folder. The teacher is the member mean picked greedily on
-validation (mean of the per-source AUCs). Writes ``<out>/teacher.json`` (every member's
+validation (mean of the per-source AUCs), or, with ``--min-primary``, the best such mean of
+every mix that keeps the primary source's validation AUC at that floor. Writes ``<out>/teacher.json`` (every member's
 validation and test metrics per source, the choice, timings) and ``<out>/teacher_targets.csv``
 (the soft targets ``train/train.py --teacher <out>`` reads; out of fold for training images).
 
@@ -49,6 +50,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--select", choices=("sources", "primary"), default="sources",
                    help="choose members on the mean of per-source validation AUCs, or on the "
                         "primary source's validation AUC alone")
+    p.add_argument("--members", nargs="*", default=None,
+                   help="choose only among these members (names as in teacher.json, e.g. "
+                        "run:seed_cnn-128-e60 probe:efficientnet_lite2@260); default: all")
+    p.add_argument("--min-primary", type=float, default=None,
+                   help="with --select sources: only mixes whose primary-source validation AUC is "
+                        ">= this (e.g. the shipped model's minus 0.003); searches every mix of up "
+                        "to --max-members instead of greedy steps")
     p.add_argument("--loso", action="store_true",
                    help="leave-one-acquisition-group-out check of every probe (HAM10000 dataset column)")
     p.add_argument("--reuse", default=None,
@@ -214,12 +222,30 @@ def subset(g: dict, feats_all: list, members: list, keep: dict) -> tuple[dict, l
     return g, feats_all, members
 
 
-def choose(members: list, g: dict, how: str, max_members: int) -> tuple[list[str], list[dict]]:
-    """Greedy member choice on validation: all sources (their mean AUC) or the primary alone."""
-    from train.teacher import Member, select
+def choose(members: list, g: dict, how: str, max_members: int, only: list[str] | None = None,
+           min_primary: float | None = None) -> tuple[list[str], list[dict]]:
+    """Member choice on validation: all sources (their mean AUC) or the primary alone; greedy,
+    or exhaustive under a primary-source floor. ``only`` limits the candidates."""
+    from train.teacher import Member, select, select_with_floor
 
+    if only is not None:
+        missing = sorted(set(only) - {m.name for m in members})
+        if missing:
+            raise ValueError(f"--members {' '.join(missing)}: no such member; choose from "
+                             f"{' '.join(m.name for m in members)}")
+        members = [m for m in members if m.name in set(only)]
     y = np.array([i.label for i in g["val"]])
     src = [i.source for i in g["val"]]
+    if min_primary is not None:
+        if how != "sources":
+            raise ValueError("--min-primary goes with --select sources (a floor on the primary "
+                             "source while the mean of all sources is maximised)")
+        chosen, trace = select_with_floor(members, y, src, Path(g["dirs"][0]).name, min_primary,
+                                          max_members)
+        if not chosen:
+            raise ValueError(f"--min-primary {min_primary:g}: no mix of up to {max_members} "
+                             "members reaches it on validation; lower it or add members")
+        return chosen, trace
     if how == "primary":
         k = np.array([s == Path(g["dirs"][0]).name for s in src])
         members = [Member(m.name, m.train, m.val[k], m.test) for m in members]
@@ -254,11 +280,13 @@ def build(args) -> dict:
         v = min(f["train"].shape[1] for f in feats_all)
         cat = {s: np.concatenate([f[s][:, :v] for f in feats_all], axis=2) for s in SPLITS}
         members.append(probe_member("+".join(e[0] for e in encoders), cat, g, args.folds, args.loso))
-    chosen, trace = choose(members, g, args.select, args.max_members)
+    chosen, trace = choose(members, g, args.select, args.max_members, args.members,
+                           args.min_primary)
     teacher = Member("teacher", *(mix(members, chosen, s) for s in SPLITS), {"members": chosen})
     report = {m.name: {**m.info, **evaluate(m, g)} for m in members + [teacher]}
     timings["total"] = round(time.time() - t0, 1)
-    return {"chosen": chosen, "select": args.select, "trace": trace, "members": report,
+    return {"chosen": chosen, "select": args.select, "candidates": args.members,
+            "min_primary": args.min_primary, "trace": trace, "members": report,
             "timings_s": timings, "bad_files": bad, "sources": g["dirs"], "_members": members, "_g": g}
 
 

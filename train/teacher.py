@@ -138,6 +138,38 @@ def select(members: list[Member], y_val: np.ndarray, sources: list[str],
     return chosen, trace
 
 
+def select_with_floor(members: list[Member], y_val: np.ndarray, sources: list[str], primary: str,
+                      floor: float, max_members: int = 6) -> tuple[list[str], list[dict]]:
+    """Every mean of up to ``max_members`` members (repetition = weight) whose ``primary``
+    source validation AUC is >= ``floor``; the best mean per-source AUC wins, the smaller
+    mix on a tie. Exhaustive, so a pair that only passes together is found (greedy steps
+    cannot reach it when no single member passes). Returns ``([], [])`` when none passes.
+
+    >>> y = np.array([0, 1, 0, 1]); src = ["a", "a", "b", "b"]
+    >>> ms = [Member("good_a", y, np.array([.1, .9, .6, .4]), y),
+    ...       Member("good_b", y, np.array([.6, .4, .1, .9]), y)]
+    >>> select_with_floor(ms, y, src, "a", 1.0)[0]  # good_b alone fails the floor on "a"
+    ['good_a', 'good_b']
+    """
+    import itertools
+
+    k = np.array([s == primary for s in sources])
+    best, rows = None, []
+    for n in range(1, max_members + 1):
+        for combo in itertools.combinations_with_replacement(range(len(members)), n):
+            p = np.mean([members[i].val for i in combo], axis=0)
+            prim = M.roc_auc(y_val[k], p[k])
+            if prim < floor:
+                continue
+            score = source_score(y_val, p, sources)
+            if best is None or score > best[0] + 1e-9:
+                best = (score, prim, [members[i].name for i in combo])
+    if best is None:
+        return [], []
+    return best[2], [{"added": " + ".join(best[2]), "val_score": best[0], "primary_val_auc": best[1],
+                      "floor": floor}]
+
+
 def mix(members: list[Member], names: list[str], split: str) -> np.ndarray:
     """The teacher's P(malignant) on ``split`` (``train``/``val``/``test``): the members' mean."""
     by_name = {m.name: m for m in members}
