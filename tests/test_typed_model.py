@@ -187,3 +187,24 @@ def test_combine_mixes_p_malignant_and_keeps_the_types(typed_export):
     pt = typed.predict(x.astype("float32"), verbose=0)
     np.testing.assert_allclose(out[:, 0], 0.3 * pb + 0.7 * pt[:, 0], atol=1e-5)
     np.testing.assert_allclose(out[:, 1:], pt[:, 1:], atol=1e-6)
+
+
+def test_combine_takes_runs_of_different_input_sizes(typed_export):
+    import cv2
+    import keras
+
+    from train.combine_typed import combine
+
+    typed, _, _, x = typed_export
+    small = int(typed.input_shape[1]) // 2
+    inp = keras.Input((small, small, 3))
+    binary = keras.Model(inp, keras.layers.Dense(1, activation="sigmoid")(
+        keras.layers.GlobalAveragePooling2D()(keras.layers.Rescaling(1 / 255)(inp))))
+    joined = combine(binary, typed, 0.5)
+    assert joined.input_shape[1:] == typed.input_shape[1:]
+    shrunk = np.stack([cv2.resize(i.astype(np.float32), (small, small), interpolation=cv2.INTER_AREA)
+                       for i in x])
+    pb = binary.predict(shrunk.astype("float32"), verbose=0)[:, 0]
+    pt = typed.predict(x.astype("float32"), verbose=0)[:, 0]
+    out = joined.predict(x.astype("float32"), verbose=0)
+    np.testing.assert_allclose(out[:, 0], 0.5 * pb + 0.5 * pt, atol=1e-4)

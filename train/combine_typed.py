@@ -4,10 +4,11 @@ Research and education tool, not a medical device. Output: ``[P(malignant), P(ty
 where ``P(malignant) = w * p_binary + (1 - w) * p_typed`` and the type probabilities are
 the type run's. ``w`` is chosen on validation (every source): the highest mean per-source
 ROC AUC on a 0.1 grid; among weights within ``--band`` of it, the one closest to 0.5
-(both views kept when they agree). Both runs must take the same input size.
+(both views kept when they agree). The joined model takes the larger input size; the run
+with the smaller one gets the in-graph ``cv2.INTER_AREA`` resize of ``train/ensembling.py``.
 
 Examples:
-    python train/combine_typed.py --binary runs/ens2-e60 --typed runs/typed --out runs/ens-typed
+    python train/combine_typed.py --binary runs/ens2-192 --typed runs/typed --out runs/ens-typed
     python export/convert.py --run runs/ens-typed --formats tflite_int8,onnx_int8
 """
 from __future__ import annotations
@@ -28,11 +29,16 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def combine(binary, typed, w: float):
-    """One Keras graph: both models on the same input, a fixed mixing layer on top."""
+    """One Keras graph: both models on one input (the larger size), a fixed mixing layer on top."""
     import keras
 
-    inp = keras.Input(binary.input_shape[1:], name="image")
-    pb, pt = binary(inp), typed(inp)
+    from train.ensembling import area_resize
+
+    sizes = [int(binary.input_shape[1]), int(typed.input_shape[1])]
+    size = max(sizes)
+    inp = keras.Input((size, size, 3), name="image")
+    pb, pt = (m(inp if s == size else area_resize(inp, size, s, f"resize_{name}"))
+              for m, s, name in zip((binary, typed), sizes, ("binary", "typed")))
     n = pt.shape[-1]
     kernel = np.zeros((1 + n, n), np.float32)
     kernel[0, 0], kernel[1, 0] = w, 1 - w
@@ -82,13 +88,10 @@ def main(argv: list[str] | None = None) -> int:
     g = gather(tcfg["data_sources"], tcfg["val_fraction"], tcfg["seed"])
     binary = keras.models.load_model(RunDir(args.binary).model_keras, compile=False)
     typed = keras.models.load_model(RunDir(args.typed).model_keras, compile=False)
-    size, cc = int(typed.input_shape[1]), tcfg.get("color_constancy", "none")
-    if int(binary.input_shape[1]) != size:
-        print(f"error: {args.binary} takes {binary.input_shape[1]} px, {args.typed} {size} px; "
-              "combine runs of the same input size", file=sys.stderr)
-        return 2
-    pb, files = predict_items(binary, g["val"], size, cc)
-    pt, _ = predict_items(typed, g["val"], size, cc)
+    cc = tcfg.get("color_constancy", "none")
+    size = max(int(binary.input_shape[1]), int(typed.input_shape[1]))
+    pb, files = predict_items(binary, g["val"], int(binary.input_shape[1]), cc)
+    pt, _ = predict_items(typed, g["val"], int(typed.input_shape[1]), cc)
     keep = set(files)
     its = [i for i in g["val"] if str(i.path) in keep]
     w, rows = choose_weight(np.array([i.label for i in its]), pb[:, 0], pt[:, 0],
