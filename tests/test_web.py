@@ -232,8 +232,9 @@ def test_file_picker_matches_python_runner(browser, app_url, python_runner, guar
     py_guarded = [guarded_runner.predict_file(f) for f in files]
     # decoding (canvas vs OpenCV) and preprocessing are bit-exact: the differences below
     # come from the runtime alone (onnxruntime-web's int8 kernels vs native onnxruntime)
+    m = python_runner.manifest  # the input size is the manifest's, never re-typed here
     assert [r["fittedHash"] for r in results] == \
-        [checksum(fit_to_input(load_rgb(f), 224, 224)) for f in files]
+        [checksum(fit_to_input(load_rgb(f), m.input_height, m.input_width)) for f in files]
     assert {r["threshold"] for r in results} == {python_runner.manifest.threshold}
     assert_agree(results, py, py_guarded, python_runner.manifest.threshold,
                  _guard_threshold(guarded_runner))
@@ -253,7 +254,8 @@ def test_file_picker_matches_python_runner(browser, app_url, python_runner, guar
 def test_camera_frames_match_python_runner(browser, app_url, y4m, python_runner,
                                            guarded_runner):
     frames = read_y4m(y4m)
-    fitted = np.stack([fit_to_input(f, 224, 224) for f in frames]).astype(np.int16)
+    h, w = python_runner.manifest.input_height, python_runner.manifest.input_width
+    fitted = np.stack([fit_to_input(f, h, w) for f in frames]).astype(np.int16)
     page = open_page(browser, app_url)
     page.click("#cam")
     page.wait_for_function("window.skinlesion.cameraOn && window.skinlesion.fps > 0",
@@ -262,7 +264,7 @@ def test_camera_frames_match_python_runner(browser, app_url, y4m, python_runner,
     for _ in range(16):
         r = page.evaluate("window.skinlesion.captureFrame()")
         assert (r["frameWidth"], r["frameHeight"]) == (480, 360)
-        got = np.frombuffer(base64.b64decode(r["fittedB64"]), np.uint8).reshape(224, 224, 3)
+        got = np.frombuffer(base64.b64decode(r["fittedB64"]), np.uint8).reshape(h, w, 3)
         err = np.abs(fitted - got).reshape(len(frames), -1).max(axis=1)
         k = int(err.argmin())
         assert err[k] <= FIT_TOL, f"camera frame matches no y4m frame (closest: {err[k]} levels)"
