@@ -6,7 +6,7 @@ the shipped int8 artifact on the leak-free test split with the edge runner to ge
 with bootstrap 95% CIs. The card itself is rendered by ``export/card.py``.
 
 Example:
-    python export/model_card.py --run runs/ens2-e60 --models models --bench runs/ens2-e60/bench-models/report.json
+    python export/model_card.py --run runs/ens2-192 --models models --bench runs/ens2-192/bench-models/report.json
 """
 from __future__ import annotations
 

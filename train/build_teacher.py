@@ -13,7 +13,7 @@ validation and test metrics per source, the choice, timings) and ``<out>/teacher
 
 Example:
     python train/build_teacher.py --encoders mobilenetv2 efficientnet_lite2:260:2 vit_s_focus \\
-        --runs runs/ens2-e60 --out runs/teacher
+        --runs runs/ens2-192 --out runs/teacher
 """
 from __future__ import annotations
 
