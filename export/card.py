@@ -109,8 +109,8 @@ def _data(c: CardInputs) -> list[str]:
         "## Training data and its limits",
         f"- {c.man.trained_on}.",
         f"- Source: Kaggle \"Skin Cancer: Malignant vs. Benign\" (ISIC Archive), "
-        f"{c.n_train_images:,} training images (the model takes them at {size}x{size}); validation ({met['n_val']} "
-        "images) carved from train in blocks of consecutive file numbers; "
+        f"{c.n_train_images:,} training images (the model takes them at {size}x{size}); "
+        f"validation ({met['n_val']} images) carved from train in blocks of consecutive file numbers; "
         f"test: {met['n_test']} images after removing {met['n_test_full'] - met['n_test']} that "
         "duplicate training images.",
         "- Malignant images that could be matched are melanoma, benign ones melanocytic nevi: "

@@ -7,8 +7,9 @@ seed). Each ``--encoders`` entry ``NAME[:SIZE[:VIEWS]]`` is run once per image a
 cached (train/featcache.py); a linear probe on it, and one on all of them concatenated, become
 members, beside every ``--runs`` folder. The teacher is the member mean picked greedily on
 validation (mean of the per-source AUCs), or, with ``--min-primary``, the best such mean of
-every mix that keeps the primary source's validation AUC at that floor. Writes ``<out>/teacher.json`` (every member's
-validation and test metrics per source, the choice, timings) and ``<out>/teacher_targets.csv``
+every mix that keeps the primary source's validation AUC at that floor. Writes
+``<out>/teacher.json`` (every member's validation and test metrics per source, the choice,
+timings) and ``<out>/teacher_targets.csv``
 (the soft targets ``train/train.py --teacher <out>`` reads; out of fold for training images).
 
 Example:
