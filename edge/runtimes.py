@@ -7,8 +7,9 @@ itself) and ``run(x) -> raw output``. TensorFlow is imported only as the last fa
 
 Example:
     >>> rt = open_runtime("models/model_int8.tflite", threads=2)   # the shipped model
-    >>> rt.input.shape, rt.input.dtype
-    ((1, 224, 224, 3), 'int8')
+    >>> n, h, w, c = rt.input.shape  # h = w = the manifest's input size
+    >>> (n, h == w, c), rt.input.dtype
+    ((1, True, 3), 'int8')
 """
 from __future__ import annotations
 
