@@ -7,7 +7,7 @@ preprocessing, threshold and temperature. ``export/evaluate_artifact.py`` prints
 Example:
     >>> m = artifact_metrics(Path("models/model_int8.tflite"), Path("data"))  # doctest: +SKIP
     >>> ci_rows({"accuracy": 0.9, "ci95": {"accuracy": (0.85, 0.94)}}, keys=("accuracy",))
-    ['| Accuracy | 0.900 | 0.850-0.940 |']
+    ['| Accuracy | 0.9000 | 0.8500-0.9400 |']
 """
 from __future__ import annotations
 
@@ -38,6 +38,7 @@ def artifact_metrics(model: Path, data_dir: Path, n_boot: int = 1000) -> dict:
 
 
 def ci_rows(m: dict, keys=tuple(NAMES)) -> list[str]:
-    """Markdown rows ``| metric | value | lo-hi |`` for ``keys`` of a metrics dict with ``ci95``."""
-    return [f"| {NAMES[k]} | {m[k]:.3f} | {m['ci95'][k][0]:.3f}-{m['ci95'][k][1]:.3f} |"
+    """Markdown rows ``| metric | value | lo-hi |`` for ``keys`` of a metrics dict with ``ci95``;
+    four decimals, so a reader never meets a value rounded up past what was measured at three."""
+    return [f"| {NAMES[k]} | {m[k]:.4f} | {m['ci95'][k][0]:.4f}-{m['ci95'][k][1]:.4f} |"
             for k in keys]

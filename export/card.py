@@ -88,7 +88,7 @@ def _pct(v) -> str:
 def _bar(int8: dict, keras_acc: float) -> list[str]:
     """The project's bar (``export/targets.py``) against the shipped int8 model."""
     return ["| criterion | shipped int8 | bar | met |", "|---|---|---|---|"] + [
-        f"| {c.name} | {c.value(int8, keras_acc):.3f} | >= {c.minimum:g} | "
+        f"| {c.name} | {c.value(int8, keras_acc):.4f} | >= {c.minimum:g} | "
         f"{'yes' if c.met(int8, keras_acc) else '**no**'} |" for c in BAR]
 
 
