@@ -180,8 +180,21 @@ def _unseen(c: CardInputs) -> list[str]:
         "Per lesion type, the share called malignant (a benign type's false-positive rate, "
         "a malignant type's sensitivity):", "",
         table(u["per_type"], ("n", "malignant", "called_malignant")),
+        *_own_point(u),
         "The model never saw keratoses, carcinomas, dermatofibromas or vascular lesions and calls "
         "most keratoses malignant: do not use it on them.", ""]
+
+
+def _own_point(u: dict) -> list[str]:
+    """What a threshold set on the unseen source itself would do: is the keratosis problem the
+    ranking or the shared threshold? (``train.source_eval.at_sensitivity``; a diagnostic.)"""
+    o = u.get("at_sensitivity_0.90", {}).get(u["folder"])
+    if not o:
+        return []
+    types = ", ".join(f"{t} {v:.2%}" for t, v in o["called_malignant"].items())
+    return [f"Diagnostic only, not how the runner decides: a threshold set on these images for "
+            f"sensitivity 0.90 ({o['threshold']:.4f}) would give specificity "
+            f"{o['specificity']:.4f} and call malignant: {types}.", ""]
 
 
 def _guard(c: CardInputs) -> list[str]:

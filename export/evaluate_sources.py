@@ -65,6 +65,11 @@ def main(argv: list[str] | None = None) -> int:
         print(table(r["per_source"], ("n", "n_malignant", "roc_auc", "sensitivity", "specificity")))
         if r["per_type"]:
             print(table(r["per_type"], ("n", "malignant", "called_malignant", "type_accuracy")))
+        for src, o in r.get("at_sensitivity_0.90", {}).items():  # a diagnostic, not the rule
+            types = ", ".join(f"{t} {v:.2%}" for t, v in o["called_malignant"].items())
+            print(f"if {src} alone set the threshold for sensitivity 0.90: threshold "
+                  f"{o['threshold']:.4f}, specificity {o['specificity']:.4f}"
+                  + (f"; called malignant: {types}" if types else ""))
     print("Research and education tool, not a medical device.")
     if args.json:
         atomic_write_text(args.json, json.dumps(rep, indent=2))

@@ -127,6 +127,21 @@ def test_unseen_report_per_group_and_type_without_twins(tmp_path):
     assert set(rep["per_group"]) == {"a", "b"} and rep["per_group"]["a"]["n"] == 3
     assert set(rep["per_type"]) == {"nv", "bkl", "bcc", "mel"}
     assert all(0 <= r["called_malignant"] <= 1 for r in rep["per_type"].values())
+    own = rep["at_sensitivity_0.90"][tmp_path.name]  # the source's own 0.90-sensitivity point
+    assert own["sensitivity"] >= 0.90 and set(own["called_malignant"]) == set(rep["per_type"])
+
+
+def test_at_sensitivity_is_the_highest_threshold_that_keeps_the_target():
+    from train.source_eval import at_sensitivity
+
+    rng = np.random.default_rng(1)
+    y = np.r_[np.ones(40, int), np.zeros(60, int)]
+    p = np.clip(0.3 * y + rng.uniform(0, 0.7, 100), 0, 1)
+    dx = ["bcc"] * 40 + ["bkl"] * 30 + ["nv"] * 30
+    r = at_sensitivity(y, p, dx, 0.90)
+    assert r["sensitivity"] >= 0.90 and np.mean(p[y == 1] > r["threshold"]) < 0.90
+    assert r["called_malignant"]["bkl"] == np.mean(p[40:70] >= r["threshold"])
+    assert r["specificity"] == np.mean(p[y == 0] < r["threshold"])
 
 
 def test_train_typed_cli_end_to_end(tmp_path, monkeypatch):

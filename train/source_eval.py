@@ -46,6 +46,25 @@ def per_type(y: np.ndarray, p: np.ndarray, dx: list[str], threshold: float,
     return out
 
 
+def at_sensitivity(y: np.ndarray, p: np.ndarray, dx: list[str], target: float = 0.90) -> dict:
+    """The operating point one source would need for ``target`` sensitivity on its own images:
+    the highest threshold that calls at least that share of its malignant images malignant,
+    its specificity, and the share of each lesion type called malignant there. A diagnostic
+    (is a type's false-positive rate the ranking or the shared threshold?), never an
+    operating rule: the runner keeps the manifest's one threshold.
+
+    >>> r = at_sensitivity(np.array([1, 1, 0, 0]), np.array([.9, .6, .7, .1]), ["bcc", "mel", "bkl", "nv"], 0.5)
+    >>> r["threshold"], r["specificity"], r["called_malignant"]["bkl"]
+    (0.9, 1.0, 0.0)
+    """
+    pm = np.sort(p[y == 1])[::-1]
+    thr = float(pm[max(int(np.ceil(target * len(pm))) - 1, 0)])
+    pred, d = p >= thr, np.asarray(dx)
+    return {"target_sensitivity": target, "threshold": thr,
+            "sensitivity": float(pred[y == 1].mean()), "specificity": float((~pred[y == 0]).mean()),
+            "called_malignant": {t: float(pred[d == t].mean()) for t in sorted(set(dx) - {""})}}
+
+
 def mel_vs_nv_auc(y: np.ndarray, p: np.ndarray, dx: list[str]) -> float | None:
     d = np.asarray(dx)
     k = (d == "mel") | (d == "nv")
@@ -54,13 +73,18 @@ def mel_vs_nv_auc(y: np.ndarray, p: np.ndarray, dx: list[str]) -> float | None:
 
 def split_report(items: list, y: np.ndarray, p: np.ndarray, threshold: float,
                  types: list[str] | None = None) -> dict:
-    """One split's report: overall, per source, per acquisition group, per type, mel-vs-nv.
+    """One split's report: overall, per source, per acquisition group, per type, mel-vs-nv, and
+    per source the operating point its own sensitivity 0.90 would need (``at_sensitivity``).
 
     ``items`` (``train.sources.Item``) give source, group and ``dx``; ``p`` is the calibrated
     P(malignant), ``types`` the most likely type per image (``None`` without a type output).
     """
     dx, groups = [i.dx for i in items], [i.group for i in items]
+    src = np.array([i.source for i in items])
+    own = {s: at_sensitivity(y[src == s], p[src == s], [d for d, k in zip(dx, src == s) if k])
+           for s in sorted(set(src.tolist())) if 0 < y[src == s].sum() < (src == s).sum()}
     return {"n": len(y), "overall": M.binary_metrics(y, p, threshold),
+            "at_sensitivity_0.90": own,
             "per_source": per_source(y, p, [i.source for i in items], threshold),
             "per_group": per_source(y, p, groups, threshold) if any(groups) else {},
             "per_type": per_type(y, p, dx, threshold, types),
