@@ -57,8 +57,7 @@ def at_sensitivity(y: np.ndarray, p: np.ndarray, dx: list[str], target: float = 
     >>> r["threshold"], r["specificity"], r["called_malignant"]["bkl"]
     (0.9, 1.0, 0.0)
     """
-    pm = np.sort(p[y == 1])[::-1]
-    thr = float(pm[max(int(np.ceil(target * len(pm))) - 1, 0)])
+    thr = M.threshold_for_sensitivity(y, p, target)  # the point estimate, no Wilson bound
     pred, d = p >= thr, np.asarray(dx)
     return {"target_sensitivity": target, "threshold": thr,
             "sensitivity": float(pred[y == 1].mean()), "specificity": float((~pred[y == 0]).mean()),
