@@ -53,7 +53,8 @@ def at_sensitivity(y: np.ndarray, p: np.ndarray, dx: list[str], target: float = 
     (is a type's false-positive rate the ranking or the shared threshold?), never an
     operating rule: the runner keeps the manifest's one threshold.
 
-    >>> r = at_sensitivity(np.array([1, 1, 0, 0]), np.array([.9, .6, .7, .1]), ["bcc", "mel", "bkl", "nv"], 0.5)
+    >>> y, p = np.array([1, 1, 0, 0]), np.array([.9, .6, .7, .1])
+    >>> r = at_sensitivity(y, p, ["bcc", "mel", "bkl", "nv"], 0.5)
     >>> r["threshold"], r["specificity"], r["called_malignant"]["bkl"]
     (0.9, 1.0, 0.0)
     """

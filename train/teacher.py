@@ -22,6 +22,7 @@ Example:
 """
 from __future__ import annotations
 
+import itertools
 import zlib
 from dataclasses import dataclass, field
 
@@ -151,10 +152,8 @@ def select_with_floor(members: list[Member], y_val: np.ndarray, sources: list[st
     >>> select_with_floor(ms, y, src, "a", 1.0)[0]  # good_b alone fails the floor on "a"
     ['good_a', 'good_b']
     """
-    import itertools
-
     k = np.array([s == primary for s in sources])
-    best, rows = None, []
+    best = None
     for n in range(1, max_members + 1):
         for combo in itertools.combinations_with_replacement(range(len(members)), n):
             p = np.mean([members[i].val for i in combo], axis=0)
