@@ -82,12 +82,13 @@ def parse_encoder(text: str) -> tuple[str, int, int]:
     return name, size, int(rest[1]) if len(rest) > 1 else 1
 
 
-def encoder_features(g: dict, name: str, size: int, views: int) -> tuple[dict, list[str]]:
+def encoder_features(g: dict, name: str, size: int, views: int,
+                     splits: tuple[str, ...] = SPLITS) -> tuple[dict, list[str]]:
     """``{split: [N, views, D] float16}`` from the cache (computed where missing), bad files."""
     from train.featcache import POOL, BackboneSpec, activations
 
     spec, out, bad = BackboneSpec(name, 1.0, size, POOL), {}, []
-    for s in SPLITS:
+    for s in splits:
         out[s], b = activations(g[s], views, spec)
         bad += b
     return out, bad

@@ -48,14 +48,16 @@ def make_encoder(name: str, size: int | None = None, alpha: float = 1.0,
     size = int(size or native_size(name))
     if name == "vit_s_focus":
         return _vit_encoder(size)
-    model = _keras_encoder(name, size, alpha)
+    model = keras_encoder(name, size, alpha)
     return lambda x: model.predict(x.astype(np.float32), verbose=0, batch_size=batch).astype(np.float32)
 
 
-def _keras_encoder(name: str, size: int, alpha: float):
+def keras_encoder(name: str, size: int | None = None, alpha: float = 1.0):
+    """A Keras model ``raw pixels 0..255 [B, s, s, 3] -> pooled features`` (not the ViT)."""
     import keras
     from keras import layers
 
+    size = int(size or native_size(name))
     if name == "mobilenetv2":
         from train.models import find_imagenet_weights
 

@@ -103,8 +103,15 @@ def probe(x_train: np.ndarray, classes: list[str], malignant: set[str], keys: li
     y, fold = mal[cls].astype(int), fold_of(keys, folds)
     best = max(((M.roc_auc(y, o), c, o) for c in c_grid for o in [_oof(x_train, cls, mal, fold, c)]),
                key=lambda t: t[0])
-    clf = _fit(x_train, cls, best[1])
+    clf, _ = fit_probe(x_train, classes, best[1])
     return best[2], [_predict(clf, e, mal) for e in evals], best[1]
+
+
+def fit_probe(x_train: np.ndarray, classes: list[str], c: float):
+    """``(fitted scaler + logistic-regression pipeline, class names)`` on every training image
+    and view; the pipeline's class ``k`` is ``names[k]`` (names sorted)."""
+    names = sorted(set(classes))
+    return _fit(x_train, np.array([names.index(k) for k in classes]), c), names
 
 
 def source_score(y: np.ndarray, p: np.ndarray, sources: list[str]) -> float:

@@ -1,0 +1,78 @@
+"""A linear probe as an exportable run folder (train/probe_run.py): the folded Keras graph
+gives the scikit-learn probe's probabilities, and the CLI writes a typed run folder."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from tests.test_train_sources import two_sources  # noqa: F401  (fixture)
+from train.sources import DX_CLASSES
+
+
+def test_folded_dense_equals_the_probe_and_sums_the_malignant_classes():
+    pytest.importorskip("sklearn")
+    import keras
+
+    from train.probe_run import probe_model, type_matrix
+    from train.teacher import fit_probe
+
+    rng = np.random.default_rng(0)
+    classes = ["bkl", "mel", "nv", "src:0", "src:1"] * 12
+    x = rng.normal(size=(60, 1, 5)) * 3 + 2 + np.array([classes.index(c) % 5 for c in classes])[:, None, None]
+    clf, names = fit_probe(x, classes, 1.0)
+    assert names == ["bkl", "mel", "nv", "src:0", "src:1"]
+    inp = keras.Input((2, 2, 3))  # a stand-in encoder: the image flattened to 5 of its pixels
+    enc = keras.Model(inp, keras.layers.Lambda(lambda t: keras.ops.reshape(t, (-1, 12))[:, :5])(inp))
+    model = probe_model(enc, clf, names, 2)
+    imgs = np.zeros((60, 2, 2, 3), np.float32)
+    imgs.reshape(60, 12)[:, :5] = x[:, 0]
+    out = model.predict(imgs, verbose=0)
+    want = clf.predict_proba(x[:, 0]) @ type_matrix(names)
+    np.testing.assert_allclose(out, want, atol=1e-5)
+    assert out.shape == (60, 1 + len(DX_CLASSES))
+    np.testing.assert_allclose(out[:, 0], clf.predict_proba(x[:, 0])[:, [1, 4]].sum(1), atol=1e-5)
+    np.testing.assert_allclose(out[:, 1:].sum(1), 1.0, atol=1e-5)
+    with pytest.raises(ValueError, match="neither a lesion type"):
+        type_matrix(["cat"])
+
+
+@pytest.mark.slow
+def test_probe_run_cli_writes_a_run_that_combines(two_sources, tmp_path, monkeypatch, capsys):
+    pytest.importorskip("sklearn")
+    import keras
+
+    from train import probe_run
+    from train.combine_typed import combine
+    from train.run import RunDir
+
+    prim, extra = two_sources
+    (prim / "train" / "benign" / "999.jpg").write_bytes(b"\xff\xd8 not a jpeg")  # reported, skipped
+    monkeypatch.setenv("SKINLESION_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "probe"
+    assert probe_run.main(["--data", str(prim), str(extra), "--encoder", "efficientnet_lite0",
+                           "--size", "64", "--folds", "3", "--val-fraction", "0.25",
+                           "--out", str(out)]) == 0
+    assert "validation AUC per source" in capsys.readouterr().out
+    run = RunDir(out)
+    cfg, met = run.config(), run.metrics()
+    assert cfg["model"] == "probe" and cfg["C"] > 0 and cfg["image_size"] == 64
+    assert cfg["probe_classes"] == sorted(cfg["probe_classes"]) and "skin-lesions:1" in cfg["probe_classes"]
+    assert len(met["bad_files"]) == 1 and "999.jpg" in met["bad_files"][0]
+    assert 0 <= met["threshold"] <= 1 and "not a medical device" in run.report_md.read_text()
+    model = keras.models.load_model(run.model_keras, compile=False)
+    pred = np.load(run.predictions_npz)["val"]
+    assert pred.shape[1] == 1 + len(DX_CLASSES)
+    np.testing.assert_allclose(pred[:, 1:].sum(1), 1.0, atol=1e-5)
+    inp = keras.Input((32, 32, 3))
+    binary = keras.Model(inp, keras.layers.Dense(1, activation="sigmoid")(
+        keras.layers.GlobalAveragePooling2D()(keras.layers.Rescaling(1 / 255)(inp))))
+    joined = combine(binary, model, 0.5)
+    assert joined.input_shape[1:] == (64, 64, 3) and joined.output_shape[1:] == (1 + len(DX_CLASSES),)
+    assert json.loads(run.config_json.read_text())["source_types"] == {"0": "nv", "1": "mel"}
+    # a ViT or unknown encoder is refused in one line, exit 2
+    assert probe_run.main(["--data", str(prim), str(extra), "--encoder", "resnet", "--out",
+                           str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert "resnet" in err and len(err.strip().splitlines()) == 1
