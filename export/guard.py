@@ -54,6 +54,7 @@ LDA_REG = 0.1  # extra ridge on the discriminant's covariance (share of its mean
 # features of an ensemble's members) amplify that noise and int8 rejected every lesion.
 NOISE_FLOOR = 0.03
 GUARD_PREFIX = "guard_"  # layer names; ONNX/TFLite op names carry them
+FEATURES_LAYER = "features"  # a model's named penultimate representation, where it has one
 
 
 @dataclass
@@ -196,9 +197,15 @@ def fit_guard(train_feats: np.ndarray, val_feats: np.ndarray, k: int = DEFAULT_K
 # ---- Keras graph ----------------------------------------------------------------------------
 
 def _head_parts(head):
-    """(output tensor, features tensor) of one head in its own graph: the final Dense's input."""
+    """(output tensor, features tensor) of one head in its own graph: the layer named
+    ``features`` where the model has one (lesion-type models, ``train/typed_head.py``,
+    ``train/probe_run.py``), else the final Dense's input."""
     import keras
 
+    try:
+        return head.outputs[0], head.get_layer(FEATURES_LAYER).output
+    except ValueError:
+        pass
     last = head.layers[-1]
     if not isinstance(last, keras.layers.Dense):
         raise ValueError(f"{head.name}: the last layer is {type(last).__name__}, not the Dense "
@@ -209,8 +216,10 @@ def _head_parts(head):
 def outputs_and_features(model):
     """(input, output tensor, concatenated penultimate features) over ``model``'s heads.
 
-    An ensemble (``train/ensembling.py``) is rewired: each member is called once through a
-    view returning (probability, features), and the mean is taken again.
+    An ensemble (``train/ensembling.py``) or a mix of runs (``train/combine_typed.py``:
+    members joined by a ``joined`` Concatenate and a fixed ``outputs`` Dense) is rewired: each
+    member is called once through a view returning (output, features), nested ensembles
+    included, and the mean or the mix is taken again with the model's own layers.
     """
     import keras
     from keras import layers
@@ -225,12 +234,18 @@ def outputs_and_features(model):
     nodes = [n for ns in model._nodes_by_depth.values() for n in ns]
     for m in members:
         node = next(n for n in nodes if n.operation is m)
-        view = keras.Model(m.inputs, list(_head_parts(m)), name=f"{GUARD_PREFIX}{m.name}")
+        _, m_out, m_feats = outputs_and_features(m)
+        view = keras.Model(m.inputs, [m_out, m_feats], name=f"{GUARD_PREFIX}{m.name}")
         p, f = view(node.input_tensors[0])
         probs.append(p)
         feats.append(f)
-    out = layers.Average(name="malignant_mean")(probs) if len(probs) > 1 else probs[0]
-    return model.inputs[0], out, layers.Concatenate(name=f"{GUARD_PREFIX}features")(feats)
+    names = {layer.name for layer in model.layers}
+    if {"joined", "outputs"} <= names:
+        out = model.get_layer("outputs")(model.get_layer("joined")(probs))
+    else:
+        out = layers.Average(name="malignant_mean")(probs) if len(probs) > 1 else probs[0]
+    feats = layers.Concatenate(name=f"{GUARD_PREFIX}features")(feats) if len(feats) > 1 else feats[0]
+    return model.inputs[0], out, feats
 
 
 def feature_model(model):

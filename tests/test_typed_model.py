@@ -223,3 +223,39 @@ def test_combine_takes_runs_of_different_input_sizes(typed_export):
     pt = typed.predict(x.astype("float32"), verbose=0)[:, 0]
     out = joined.predict(x.astype("float32"), verbose=0)
     np.testing.assert_allclose(out[:, 0], 0.5 * pb + 0.5 * pt, atol=1e-4)
+
+
+def test_mixed_runs_share_a_trunk_and_the_guard_reads_every_member(typed_export):
+    import keras
+
+    from export.guard import feature_model
+    from train.combine_typed import mix_runs
+    from train.ensembling import build_ensemble
+    from train.typed_head import full_model, head_layers
+
+    typed, _, _, x = typed_export
+    x = x.astype("float32")
+    base = typed.get_layer("features").input._keras_history.operation  # the trunk's backbone
+    other = full_model(base, head_layers(dropout=0.0), int(typed.input_shape[1]), name="other")
+    small = int(typed.input_shape[1]) // 2
+
+    def binary(name):
+        inp = keras.Input((small, small, 3))
+        h = keras.layers.GlobalAveragePooling2D()(keras.layers.Rescaling(1 / 255)(inp))
+        return keras.Model(inp, keras.layers.Dense(1, activation="sigmoid")(
+            keras.layers.Dense(4, activation="relu")(h)), name=name)
+
+    import cv2
+
+    ens = build_ensemble([binary("a"), binary("b")])
+    shrunk = np.stack([cv2.resize(i, (small, small), interpolation=cv2.INTER_AREA) for i in x])
+    pe, pt, po = (m.predict(shrunk if m is ens else x, verbose=0) for m in (ens, typed, other))
+    mixed = mix_runs([ens, typed, other], [2.0, 1.0, 1.0])
+    members = [layer for layer in mixed.layers if isinstance(layer, keras.Model)]
+    assert len(members) == 2  # the two type models became one member with one trunk
+    out = mixed.predict(x, verbose=0)
+    np.testing.assert_allclose(out[:, 1:], (pt[:, 1:] + po[:, 1:]) / 2, atol=1e-5)
+    np.testing.assert_allclose(out[:, 0], 0.5 * pe[:, 0] + 0.25 * pt[:, 0] + 0.25 * po[:, 0], atol=1e-4)
+    out2, feats = feature_model(mixed).predict(x, verbose=0)
+    np.testing.assert_allclose(out2, out, atol=1e-6)  # the guard's rewiring keeps the output
+    assert feats.shape[1] == 4 + 4 + int(typed.get_layer("features").output.shape[-1])
