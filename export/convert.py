@@ -152,7 +152,8 @@ def run(args) -> int:
         print(msg, file=sys.stderr)
     data_dir, cal, x, y, rule = _load_images(args, info, h, formats, not args.skip_parity)
     if cal is not None:
-        print(f"Calibration: {len(cal)} training images from {data_dir}")
+        where = ", ".join(Path(d).name for d in info.sources) if info.sources else data_dir
+        print(f"Calibration: {len(cal)} training images from {where}")
     if x is not None:
         print(f"Parity: {len(x)} test images from {data_dir}")
     if rule is not None:
