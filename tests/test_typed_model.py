@@ -228,7 +228,7 @@ def test_combine_takes_runs_of_different_input_sizes(typed_export):
 def test_mixed_runs_share_a_trunk_and_the_guard_reads_every_member(typed_export):
     import keras
 
-    from export.guard import feature_model
+    from export.guard import feature_model, fit_guard, guarded_model
     from train.combine_typed import mix_runs
     from train.ensembling import build_ensemble
     from train.typed_head import full_model, head_layers
@@ -259,3 +259,8 @@ def test_mixed_runs_share_a_trunk_and_the_guard_reads_every_member(typed_export)
     out2, feats = feature_model(mixed).predict(x, verbose=0)
     np.testing.assert_allclose(out2, out, atol=1e-6)  # the guard's rewiring keeps the output
     assert feats.shape[1] == 4 + 4 + int(typed.get_layer("features").output.shape[-1])
+    guarded = guarded_model(mixed, fit_guard(feats, feats, k=4))  # the vector gains the guard score
+    vec = guarded.predict(x, verbose=0)
+    assert vec.shape == (len(x), out.shape[1] + 1)
+    np.testing.assert_allclose(vec[:, :-1], out, atol=1e-6)
+    assert np.mean(vec[:, -1] >= 0.5) >= 0.9  # the images it was fitted on pass
