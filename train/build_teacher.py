@@ -69,31 +69,6 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def parse_encoder(text: str) -> tuple[str, int, int]:
-    """``"efficientnet_lite2:260:2"`` -> ``("efficientnet_lite2", 260, 2)``.
-
-    >>> parse_encoder("mobilenetv2")
-    ('mobilenetv2', 224, 1)
-    """
-    from train.encoders import native_size
-
-    name, *rest = text.split(":")
-    size = int(rest[0]) if rest and rest[0] else native_size(name)
-    return name, size, int(rest[1]) if len(rest) > 1 else 1
-
-
-def encoder_features(g: dict, name: str, size: int, views: int,
-                     splits: tuple[str, ...] = SPLITS) -> tuple[dict, list[str]]:
-    """``{split: [N, views, D] float16}`` from the cache (computed where missing), bad files."""
-    from train.featcache import POOL, BackboneSpec, activations
-
-    spec, out, bad = BackboneSpec(name, 1.0, size, POOL), {}, []
-    for s in splits:
-        out[s], b = activations(g[s], views, spec)
-        bad += b
-    return out, bad
-
-
 def run_member(g: dict, run: str):
     """A trained run's P(malignant) per split (an unreadable file gets NaN)."""
     import keras
@@ -256,6 +231,8 @@ def choose(members: list, g: dict, how: str, max_members: int, only: list[str] |
 
 
 def build(args) -> dict:
+    from train.encoders import parse_encoder
+    from train.featcache import pooled_features
     from train.sources import gather
     from train.teacher import Member, mix
 
@@ -267,7 +244,7 @@ def build(args) -> dict:
     encoders = [parse_encoder(e) for e in args.encoders]
     for name, size, views in encoders:
         t = time.time()
-        feats, b = encoder_features(g, name, size, views)
+        feats, b = pooled_features(g, name, size, views, SPLITS)
         timings[f"features:{name}"] = round(time.time() - t, 1)
         bad += b
         feats_all.append(feats)

@@ -42,6 +42,17 @@ def native_size(name: str) -> int:
     return ENCODERS[name]
 
 
+def parse_encoder(text: str) -> tuple[str, int, int]:
+    """``"efficientnet_lite2:260:2"`` -> ``("efficientnet_lite2", 260, 2)``.
+
+    >>> parse_encoder("mobilenetv2")
+    ('mobilenetv2', 224, 1)
+    """
+    name, *rest = text.split(":")
+    size = int(rest[0]) if rest and rest[0] else native_size(name)
+    return name, size, int(rest[1]) if len(rest) > 1 else 1
+
+
 def make_encoder(name: str, size: int | None = None, alpha: float = 1.0,
                  batch: int = 32) -> Encoder:
     """A callable ``uint8 [B, s, s, 3] -> float32 [B, D]`` for encoder ``name``."""

@@ -142,6 +142,18 @@ def activations(items: list, views: int, spec: BackboneSpec, seed: int = 0,
     return out, bad
 
 
+def pooled_features(g: dict, name: str, size: int, views: int,
+                    splits: tuple[str, ...]) -> tuple[dict, list[str]]:
+    """``{split: [N, views, D] float16}`` pooled features of encoder ``name`` for the items of
+    ``g[split]`` (``train.sources.gather``), from the cache (computed where missing), and the
+    bad-file messages."""
+    spec, out, bad = BackboneSpec(name, 1.0, size, POOL), {}, []
+    for s in splits:
+        out[s], b = activations(g[s], views, spec)
+        bad += b
+    return out, bad
+
+
 def _run_bottom(bottom, items, k, spec, seed, batch, verbose):
     out, bad, t0 = [], [], time.time()
     with ThreadPoolExecutor(2) as pool:

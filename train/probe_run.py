@@ -117,8 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def fit(args) -> dict:
     """Fit the probe on the cached training features and write the run folder."""
-    from train.build_teacher import encoder_features, parse_encoder
-    from train.encoders import keras_encoder
+    from train.encoders import keras_encoder, parse_encoder
+    from train.featcache import pooled_features
     from train.sources import MALIGNANT_DX, gather
     from train.teacher import C_GRID, class_key, fit_probe, probe
     from train.typed_run import write_run
@@ -128,7 +128,7 @@ def fit(args) -> dict:
         raise ValueError("--encoder vit_s_focus runs in onnxruntime, not Keras, so it cannot join "
                          "the exported graph; choose mobilenetv2 or efficientnet_lite0/1/2")
     g, t0 = gather(args.data, args.val_fraction, args.seed), time.time()
-    feats, bad = encoder_features({"train": g["train"]}, name, size, 1, splits=("train",))
+    feats, bad = pooled_features(g, name, size, 1, ("train",))
     ok = np.array([not any(b.startswith(f"{i.path}:") for b in bad) for i in g["train"]])
     items, x = [i for i, k in zip(g["train"], ok) if k], feats["train"][ok]
     classes = [class_key(i.label, i.dx, i.source) for i in items]
