@@ -139,6 +139,15 @@ def test_teacher_folder_feeds_a_student_with_its_other_sources(two_sources, tmp_
     assert f"teacher extra: +{n_extra} training images" in capsys.readouterr().out
     n_prim = sum(r["split"] == "train" and r["source"] == "skin-lesions" for r in rows)
     assert json.loads((student / "train_summary.json").read_text())["n_train"] == n_prim + n_extra
+    # a trained run joins the members of an earlier teacher without recomputing them
+    grown = tmp_path / "teacher-grown"
+    assert build_teacher.main(["--data", str(prim), str(extra), "--reuse", str(out), "--runs", str(student),
+                               "--val-fraction", "0.25", "--out", str(grown)]) == 0
+    members = json.loads((grown / "teacher.json").read_text())["members"]
+    assert {"run:student", member} <= set(members)
+    assert build_teacher.main(["--data", str(prim), str(extra), "--reuse", str(grown), "--runs", str(student),
+                               "--val-fraction", "0.25", "--out", str(tmp_path / "t5")]) == 2
+    assert "already a member" in capsys.readouterr().err
 
     # a teacher with another validation split is refused, in one line naming the setting
     rc = train_cli.main(["--data", str(prim), "--image-size", "32", "--teacher", str(out),

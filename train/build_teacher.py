@@ -62,7 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="leave-one-acquisition-group-out check of every probe (HAM10000 dataset column)")
     p.add_argument("--reuse", default=None,
                    help="take the members of this teacher folder (its targets file) instead of "
-                        "computing them: a new --select in seconds")
+                        "computing them: a new --select in seconds; --runs given beside it join "
+                        "as new members (--encoders are not recomputed)")
     p.add_argument("--seed", type=int, default=0, help="split seed (the student's --split-seed)")
     p.add_argument("--val-fraction", type=float, default=0.15)
     p.add_argument("--out", required=True, help="teacher folder to write")
@@ -239,8 +240,11 @@ def build(args) -> dict:
     g, t0 = gather(args.data, args.val_fraction, args.seed), time.time()
     members, feats_all, timings, bad = [], [], {}, []
     if args.reuse:
-        args.encoders, args.runs = [], []
+        args.encoders = []
         members = reused_members(args.reuse, g)
+        dup = sorted({f"run:{Path(r).name}" for r in args.runs} & {m.name for m in members})
+        if dup:
+            raise ValueError(f"--runs {' '.join(dup)}: already a member of --reuse {args.reuse}")
     encoders = [parse_encoder(e) for e in args.encoders]
     for name, size, views in encoders:
         t = time.time()
