@@ -71,6 +71,15 @@ def test_probe_run_cli_writes_a_run_that_combines(two_sources, tmp_path, monkeyp
     joined = combine(binary, model, 0.5)
     assert joined.input_shape[1:] == (64, 64, 3) and joined.output_shape[1:] == (1 + len(DX_CLASSES),)
     assert json.loads(run.config_json.read_text())["source_types"] == {"0": "nv", "1": "mel"}
+    # train/evaluate.py (one output, primary source) refuses it in one line instead of
+    # overwriting the several-source evaluation
+    from train import evaluate
+
+    capsys.readouterr()
+    assert evaluate.main(["--run", str(out), "--gradcam", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "lesion-type model" in err and len(err.strip().splitlines()) == 1
+    assert run.metrics()["val_mean_source_auc"] == met["val_mean_source_auc"]
     # a ViT or unknown encoder is refused in one line, exit 2
     assert probe_run.main(["--data", str(prim), str(extra), "--encoder", "resnet", "--out",
                            str(tmp_path / "x")]) == 2

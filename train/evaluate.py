@@ -56,6 +56,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {run.model_keras}: cannot load ({first_line(e, 120)}); "
               "re-train or restore the file", file=sys.stderr)
         return 2
+    if int(model.output_shape[-1]) != 1:
+        print(f"error: {run.model_keras}: a lesion-type model ({model.output_shape[-1]} outputs) was "
+              f"evaluated on every source's validation images when it was written (see {run.report_md}); "
+              "export it with export/convert.py and score it per source with export/evaluate_sources.py",
+              file=sys.stderr)
+        return 2
     try:
         ev = evaluate_run(run.path, args.data, args.target_sensitivity, args.bootstrap, args.tta, model,
                           args.threshold_confidence)
