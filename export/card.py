@@ -33,6 +33,8 @@ class CardInputs:
     n_train_images: int  # the dataset's train/ folder (validation is carved from it)
     bench: dict | None = None  # benchmarks/latency.py report.json
     unseen: dict | None = None  # export/source_metrics.unseen_report (another source)
+    sources: dict | None = None  # export/source_metrics.source_report (the run's own sources)
+    source_counts: dict | None = None  # training images per source folder name (several sources)
 
     def __post_init__(self):
         self.cfg, self.summ, self.met = self.run.config(), self.run.summary(), self.run.metrics()
@@ -60,11 +62,58 @@ def _describe(cfg: dict, summ: dict) -> str:
             f"augmentation, seed {cfg['seed']}{extra}) in {summ.get('train_seconds', 0) / 60:.1f} min")
 
 
-def _model_lines(cfg: dict, summ: dict, man: Manifest) -> list[str]:
+TYPED_MODELS = ("typed_ensemble", "typed_mobilenetv2", "probe")  # train/typed_run.py run folders
+
+
+def _describe_typed(cfg: dict, met: dict) -> str:
+    """One lesion-type run (``train/train_typed.py`` or ``train/probe_run.py``).
+
+    >>> _describe_typed({"model": "probe", "encoder": "mobilenetv2", "C": 0.01, "image_size": 224},
+    ...                 {"val_mean_source_auc": 0.9})[:60]
+    'linear probe (multinomial logistic regression, C 0.01) on fr'
+    """
+    size = cfg["image_size"]  # runs written before write_run scored it keep their best epoch's
+    score = met.get("val_mean_source_auc", met.get("best_val_mean_auc", float("nan")))
+    if cfg["model"] == "probe":
+        what = (f"linear probe (multinomial logistic regression, C {cfg['C']:g}) on frozen ImageNet "
+                f"`{cfg['encoder']}` pooled features at {size}x{size} (`python train/probe_run.py`)")
+    else:
+        b = cfg.get("backbone", {})
+        what = (f"lesion-type head on ImageNet MobileNetV2 (alpha {cfg.get('alpha', 1.0):g}) at {size}x{size}, "
+                f"cut at `{b.get('cut', '?')}`, {cfg.get('views', '?')} cached augmented views, "
+                f"{cfg.get('head_epochs', '?')} head and {cfg.get('top_epochs', '?')} top-block epochs "
+                "(`python train/train_typed.py`)")
+    return f"{what}; mean per-source validation AUC {score:.4f}"
+
+
+def _typed_lines(cfg: dict, met: dict, io: str) -> list[str]:
+    if cfg["model"] != "typed_ensemble":
+        return [f"- {_describe_typed(cfg, met)}.", f"- {io}."]
+    runs = cfg.get("runs") or [cfg["binary_run"], cfg["typed_run"]]
+    weights = cfg.get("weights") or [cfg["weight_binary"], 1 - cfg["weight_binary"]]
+    given = " ".join(f"{r}={w:g}" for r, w in zip(runs, weights))
+    lines = [f"- Mix of {len(runs)} runs in one graph (`python train/combine_typed.py --runs {given}`): "
+             "P(malignant) is their weighted mean, the lesion types the type runs' weighted mean; "
+             f"type runs on one frozen backbone share it; {cfg['params']:,} parameters in all; {io}.",
+             "- Runs (weights above):"]
+    for r in runs:
+        member = RunDir(r)
+        mc = member.config()
+        text = (_describe_typed(mc, member.metrics()) if mc.get("model") in TYPED_MODELS
+                else _describe(mc, member.summary()))
+        lines.append(f"  - `{r}`: {text}.")
+    return lines
+
+
+def _model_lines(cfg: dict, summ: dict, man: Manifest, met: dict | None = None) -> list[str]:
     extra = (f", output {man.guard.index}: the not-a-lesion guard's score"
              if man.guard is not None else "")
+    types = (f", outputs 1-{len(man.classes)}: P(type) for {', '.join(man.classes)}"
+             if man.classes else "")
     io = (f"input {man.input_height}x{man.input_width} RGB, raw pixels 0..255 (the model scales "
-          f"them); one output vector of {man.output_size}: output 0 = P(malignant){extra}")
+          f"them); one output vector of {man.output_size}: output 0 = P(malignant){types}{extra}")
+    if cfg["model"] in TYPED_MODELS:
+        return _typed_lines(cfg, met or {}, io)
     if cfg["model"] != "ensemble":
         return [f"- {_describe(cfg, summ)} on {summ['machine']}; best epoch chosen on validation "
                 f"AUC.", f"- {io}."]
@@ -103,7 +152,39 @@ def _intro() -> list[str]:
         "- Not for screening, triage, diagnosis or any clinical decision, on any population.", ""]
 
 
+def _several(c: CardInputs) -> bool:
+    return len(c.cfg.get("data_sources") or []) > 1
+
+
+def _data_sources(c: CardInputs) -> list[str]:
+    """The training data of a run over several sources (``train/sources.py``)."""
+    met, size = c.met, c.man.input_height
+    counts = ", ".join(f"{k} {v:,}" for k, v in (c.source_counts or {}).items())
+    val = ", ".join(f"{k} {r['n']}" for k, r in met["val_report"]["per_source"].items())
+    return [
+        "## Training data and its limits",
+        f"- {c.man.trained_on}.",
+        "- Sources: Kaggle \"Skin Cancer: Malignant vs. Benign\" (ISIC Archive; benign/malignant "
+        "only, melanoma vs. nevus in practice) and HAM10000 (`ham10000-extra`: one image per lesion, "
+        "seven types, four Vienna and Queensland acquisition groups), training images per source: "
+        f"{counts}; the model takes them at {size}x{size}. Validation ({met['n_val']} images: {val}) "
+        "is drawn per source, label and type, whole lesions at a time, and no run in the model "
+        f"trained on it. Test: {met['n_test']} Kaggle test images after removing "
+        f"{met['n_test_full'] - met['n_test']} that duplicate training images (HAM10000 has no "
+        "test split here).",
+        "- The sources are confounded with the label: nearly all melanomas come from the Kaggle "
+        "set and nearly all other types from HAM10000, and the two differ in framing and "
+        "processing. Read the per-source numbers below, not a pooled AUC.",
+        "- Skin-tone distribution is not recorded and is probably mostly light skin; models "
+        "trained on such data lose much on dark skin (Daneshjou et al. 2022: AUC 0.72 on "
+        "Fitzpatrick I-II vs 0.57 on V-VI). Do not assume this model works on dark skin.",
+        "- Images are dermoscopic (contact/polarised magnifier), not phone or webcam photos; "
+        "camera frames are out of distribution.", ""]
+
+
 def _data(c: CardInputs) -> list[str]:
+    if _several(c):
+        return _data_sources(c)
     met, size = c.met, c.man.input_height
     return [
         "## Training data and its limits",
@@ -147,7 +228,8 @@ def _metrics(c: CardInputs) -> list[str]:
         "Shipped int8 TFLite model (`models/model_int8.tflite`, run with the edge runner):", "",
         "| metric | value | 95% CI |", "|---|---|---|", *ci_rows(int8), "",
         f"Confusion: TP {int8['tp']}, FN {int8['fn']}, TN {int8['tn']}, FP {int8['fp']}.", "",
-        "Float Keras model (`train/evaluate.py`):", "",
+        ("Float Keras model (evaluated when its run folder was written):" if c.cfg["model"] in
+         TYPED_MODELS else "Float Keras model (`train/evaluate.py`):"), "",
         "| metric | value | 95% CI |", "|---|---|---|", *ci_rows(keras_t), "",
         f"## Against the project's bar ({SOURCE})", "",
         *_bar(int8, keras_t["accuracy"]), "",
@@ -183,6 +265,30 @@ def _unseen(c: CardInputs) -> list[str]:
         *_own_point(u),
         "The model never saw keratoses, carcinomas, dermatofibromas or vascular lesions and calls "
         "most keratoses malignant: do not use it on them.", ""]
+
+
+def _sources(c: CardInputs) -> list[str]:
+    """The shipped file on each source's validation images, per source and lesion type."""
+    if not c.sources:
+        return []
+    from train.source_eval import table
+
+    v = c.sources["val"]
+    mvn = v.get("mel_vs_nv_auc")
+    lines = [
+        "## Per source and lesion type (validation images, shipped int8 file)", "",
+        f"Through the edge runner at the shipped threshold {c.ship.threshold:.4f} "
+        "(`python export/evaluate_sources.py`); no run in the model trained on these images:", "",
+        table(v["per_source"], ("n", "n_malignant", "roc_auc", "sensitivity", "specificity")),
+        "Per lesion type, the share called malignant (a benign type's false-positive rate, a "
+        "malignant type's sensitivity) and how often the most likely type is the right one:", "",
+        table(v["per_type"], ("n", "malignant", "called_malignant", "type_accuracy")),
+        *([f"Melanoma vs. nevus ROC AUC: {mvn:.4f}.", ""] if mvn is not None else [])]
+    for name in v.get("at_sensitivity_0.90", {}):
+        if v["per_type"] and name != Path(c.cfg["data_sources"][0]).name:
+            lines += _own_point({**v, "folder": name})
+    return lines + ["Keratoses, carcinomas, dermatofibromas and vascular lesions come from one "
+                    "source with few images each: treat these shares as rough.", ""]
 
 
 def _own_point(u: dict) -> list[str]:
@@ -261,11 +367,13 @@ def _latency(c: CardInputs) -> list[str]:
     return L + [""]
 
 
-def _reproduce(run: RunDir, models: Path) -> list[str]:
+def _reproduce(run: RunDir, models: Path, typed: bool = False) -> list[str]:
+    step = (f"python export/evaluate_sources.py --model {models}/model_int8.tflite --run {run}   # per source"
+            if typed else f"python train/evaluate.py --run {run}          # float metrics and threshold")
     return ["## Reproduce", "", "```bash",
             "python export/evaluate_artifact.py   # the int8 table above, from models/ and the dataset only",
             "make shipped      # train (if needed), evaluate, export to models/, benchmark, write this card",
-            f"python train/evaluate.py --run {run}          # float metrics and threshold",
+            step,
             f"python export/convert.py --run {run} --out {models} --formats tflite_int8,onnx_int8",
             f"python benchmarks/latency.py --artifacts {models} --out {run}/bench-models --compare none",
             f"python export/model_card.py --run {run} --models {models} --bench {run}/bench-models/report.json",
@@ -274,7 +382,8 @@ def _reproduce(run: RunDir, models: Path) -> list[str]:
 
 def render(c: CardInputs) -> str:
     """The whole card as Markdown."""
-    return "\n".join([*_intro(), *_data(c), "## Model", *_model_lines(c.cfg, c.summ, c.man), "",
-                      *_threshold(c), *_metrics(c), *_unseen(c), *_guard(c),
+    return "\n".join([*_intro(), *_data(c), "## Model",
+                      *_model_lines(c.cfg, c.summ, c.man, c.met), "",
+                      *_threshold(c), *_metrics(c), *_sources(c), *_unseen(c), *_guard(c),
                       *_quantization(c), *_latency(c),
-                      *_reproduce(c.run.path, c.models)])
+                      *_reproduce(c.run.path, c.models, c.cfg["model"] in TYPED_MODELS)])

@@ -55,6 +55,21 @@ def _unseen(run: RunDir, models: Path, data_dir: Path, arg: str) -> dict | None:
     return unseen_report(models / "model_int8.tflite", folder)
 
 
+def _own_sources(run: RunDir, models: Path) -> tuple[dict | None, dict | None]:
+    """For a run over several sources: the shipped file on each source's validation images
+    (``source_report``) and the training images per source; ``(None, None)`` otherwise."""
+    from export.source_metrics import source_report
+    from train.sources import load_source
+
+    cfg = run.config()
+    sources = cfg.get("data_sources") or []
+    if len(sources) < 2:
+        return None, None
+    rep = source_report(models / "model_int8.tflite", sources, float(cfg.get("val_fraction", 0.15)),
+                        int(cfg.get("seed", 0)))
+    return rep, {Path(d).name: len(load_source(d)) for d in sources}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     run = RunDir(args.run)
@@ -70,7 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     int8 = artifact_metrics(args.models / "model_int8.tflite", data_dir)
     bench = json.loads(args.bench.read_text()) if args.bench and args.bench.is_file() else None
     card = CardInputs(run, args.models, int8, len(list_samples(data_dir, "train")), bench,
-                      _unseen(run, args.models, data_dir, args.unseen))
+                      _unseen(run, args.models, data_dir, args.unseen),
+                      *_own_sources(run, args.models))
     atomic_write_text(args.out, render(card))
     print(f"wrote {args.out}")
     return 0

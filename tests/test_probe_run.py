@@ -80,6 +80,31 @@ def test_probe_run_cli_writes_a_run_that_combines(two_sources, tmp_path, monkeyp
     err = capsys.readouterr().err
     assert "lesion-type model" in err and len(err.strip().splitlines()) == 1
     assert run.metrics()["val_mean_source_auc"] == met["val_mean_source_auc"]
+    # a mix of a benign/malignant run and the probe, exported with its guard, gets a model card
+    # with the per-source and per-type validation numbers of the shipped file
+    from export import convert, model_card
+    from train import combine_typed, train as train_cli
+
+    binary = tmp_path / "binary"
+    assert train_cli.main(["--data", str(prim), "--model", "seed_cnn", "--image-size", "32",
+                           "--epochs", "1", "--batch-size", "16", "--val-fraction", "0.25",
+                           "--out", str(binary), "-q"]) == 0
+    mix = tmp_path / "mix"
+    assert combine_typed.main(["--runs", f"{binary}=2", str(out), "--out", str(mix)]) == 0
+    mcfg = RunDir(mix).config()
+    assert mcfg["weights"] == [2.0, 1.0] and mcfg["image_size"] == 64
+    rc = convert.main(["--run", str(mix), "--out", str(mix / "export"), "--formats", "tflite_int8",
+                       "--min-calibration", "16"])
+    assert rc in (0, 1)  # a toy model may miss the int8 tolerance
+    card = mix / "MODEL_CARD.md"
+    capsys.readouterr()
+    assert model_card.main(["--run", str(mix), "--models", str(mix / "export"), "--data", str(prim),
+                            "--out", str(card)]) == 0
+    text = card.read_text()
+    assert "not a medical device" in text.lower() and "Mix of 2 runs" in text and "linear probe" in text
+    assert "## Per source and lesion type" in text and "| extra |" in text and "| bcc |" in text
+    assert "never trained on" not in text  # HAM-like extra source is trained on: no unseen section
+    assert f"{len(list((extra / 'benign').glob('*.jpg'))) + len(list((extra / 'malignant').glob('*.jpg'))):,}" in text
     # a ViT or unknown encoder is refused in one line, exit 2
     assert probe_run.main(["--data", str(prim), str(extra), "--encoder", "resnet", "--out",
                            str(tmp_path / "x")]) == 2

@@ -20,6 +20,7 @@ import numpy as np
 
 from core.atomic import atomic_write_text
 from core import metrics as M
+from train.data import list_samples
 from train.run import RunDir
 from train.source_eval import split_report, table
 from train.sources import DX_CLASSES, DX_NAMES, MALIGNANT_DX
@@ -89,6 +90,9 @@ def write_run(out: Path, model, g: dict, size: int, cc: str, cfg: dict, seed: in
     pt = M.apply_temperature(test[0][:, 0], fields["temperature"])
     test_m = M.binary_metrics(yt, pt, fields["threshold"])
     test_m["ci95"] = M.bootstrap_ci(yt, pt, fields["threshold"], 1000, seed)
+    n_test_full = len(list_samples(Path(g["dirs"][0]), "test", exclude_leaked=False))
+    calibration = {"ece_raw": M.expected_calibration_error(yt, test[0][:, 0]),
+                   "ece_calibrated": M.expected_calibration_error(yt, pt)}
     cfg = {"image_size": size, "val_fraction": val_fraction, "seed": seed, "split_seed": -1,
            "exclude_leaked": True, "run_id": out.name, "data": g["dirs"][0],
            "data_sources": g["dirs"], "sources": sorted({i.source for i in g["train"]}),
@@ -96,7 +100,8 @@ def write_run(out: Path, model, g: dict, size: int, cc: str, cfg: dict, seed: in
            "malignant_classes": list(MALIGNANT_DX), "params": int(model.count_params()), **cfg}
     run.write_json(run.config_json, cfg)
     metrics = {**fields, "run_id": out.name, "model": cfg["model"], "image_size": size,
-               "n_val": rep_val["n"], "n_test": int(len(yt)), "test": test_m,
+               "n_val": rep_val["n"], "n_test": int(len(yt)), "n_test_full": n_test_full,
+               "calibration": calibration, "test": test_m,
                "val": rep_val["overall"], "val_report": rep_val, "test_report": rep_test,
                "val_mean_source_auc": float(np.mean([r["roc_auc"] for r in
                                                      rep_val["per_source"].values()
