@@ -105,6 +105,14 @@ def test_probe_run_cli_writes_a_run_that_combines(two_sources, tmp_path, monkeyp
     assert "## Per source and lesion type" in text and "| extra |" in text and "| bcc |" in text
     assert "never trained on" not in text  # HAM-like extra source is trained on: no unseen section
     assert f"{len(list((extra / 'benign').glob('*.jpg'))) + len(list((extra / 'malignant').glob('*.jpg'))):,}" in text
+    # colour constancy: its own cached features, recorded in the run (the manifest carries it)
+    sog = tmp_path / "probe-sog"
+    assert probe_run.main(["--data", str(prim), str(extra), "--encoder", "efficientnet_lite0",
+                           "--size", "64", "--c", "1", "--color-constancy", "shades_of_gray",
+                           "--val-fraction", "0.25", "--out", str(sog)]) == 0
+    assert RunDir(sog).config()["color_constancy"] == "shades_of_gray" and RunDir(sog).config()["C"] == 1
+    assert (tmp_path / "cache" / "efficientnet_lite0-1-64-pool-shades_of_gray").is_dir()
+    capsys.readouterr()
     # a ViT or unknown encoder is refused in one line, exit 2
     assert probe_run.main(["--data", str(prim), str(extra), "--encoder", "resnet", "--out",
                            str(tmp_path / "x")]) == 2

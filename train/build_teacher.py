@@ -32,6 +32,8 @@ import time
 
 import numpy as np
 
+from edge.preprocess import COLOR_CONSTANCY
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 SPLITS = ("train", "val", "test")
 
@@ -46,6 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--encoders", nargs="*", default=["mobilenetv2", "efficientnet_lite2"],
                    help="NAME[:SIZE[:VIEWS]] (train/encoders.py); views are cached augmented views")
     p.add_argument("--runs", nargs="*", default=[], help="trained run folders as members")
+    p.add_argument("--color-constancy", choices=COLOR_CONSTANCY, default="none",
+                   help="applied to every image before the --encoders (edge/preprocess.py)")
     p.add_argument("--folds", type=int, default=5, help="folds for out-of-fold probe targets")
     p.add_argument("--max-members", type=int, default=6, help="most members in the mean")
     p.add_argument("--select", choices=("sources", "primary"), default="sources",
@@ -248,7 +252,7 @@ def build(args) -> dict:
     encoders = [parse_encoder(e) for e in args.encoders]
     for name, size, views in encoders:
         t = time.time()
-        feats, b = pooled_features(g, name, size, views, SPLITS)
+        feats, b = pooled_features(g, name, size, views, SPLITS, args.color_constancy)
         timings[f"features:{name}"] = round(time.time() - t, 1)
         bad += b
         feats_all.append(feats)
@@ -258,7 +262,8 @@ def build(args) -> dict:
         timings[f"predict:{run}"] = round(time.time() - t, 1)
     g, feats_all, members = subset(g, feats_all, members, readable_masks(g, bad, members))
     for (name, size, _), feats in zip(encoders, feats_all):
-        members.append(probe_member(f"{name}@{size}", feats, g, args.folds, args.loso))
+        cc = "" if args.color_constancy == "none" else f"+{args.color_constancy}"
+        members.append(probe_member(f"{name}@{size}{cc}", feats, g, args.folds, args.loso))
     if len(feats_all) > 1:
         v = min(f["train"].shape[1] for f in feats_all)
         cat = {s: np.concatenate([f[s][:, :v] for f in feats_all], axis=2) for s in SPLITS}

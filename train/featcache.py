@@ -142,12 +142,12 @@ def activations(items: list, views: int, spec: BackboneSpec, seed: int = 0,
     return out, bad
 
 
-def pooled_features(g: dict, name: str, size: int, views: int,
-                    splits: tuple[str, ...]) -> tuple[dict, list[str]]:
+def pooled_features(g: dict, name: str, size: int, views: int, splits: tuple[str, ...],
+                    color_constancy: str = "none") -> tuple[dict, list[str]]:
     """``{split: [N, views, D] float16}`` pooled features of encoder ``name`` for the items of
     ``g[split]`` (``train.sources.gather``), from the cache (computed where missing), and the
     bad-file messages."""
-    spec, out, bad = BackboneSpec(name, 1.0, size, POOL), {}, []
+    spec, out, bad = BackboneSpec(name, 1.0, size, POOL, color_constancy), {}, []
     for s in splits:
         out[s], b = activations(g[s], views, spec)
         bad += b

@@ -28,6 +28,8 @@ import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 
+from edge.preprocess import COLOR_CONSTANCY  # noqa: E402
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # a class known only as "<source>:<label>" -> the lesion type it stands for in the type output
@@ -106,6 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--encoder", default="mobilenetv2",
                    help="a Keras encoder of train/encoders.py (mobilenetv2, efficientnet_lite0/1/2)")
     p.add_argument("--size", type=int, default=None, help="input size (default: the encoder's native)")
+    p.add_argument("--color-constancy", choices=COLOR_CONSTANCY, default="none",
+                   help="applied before the encoder in training and, through the manifest, "
+                        "everywhere the model runs (edge/preprocess.py)")
     p.add_argument("--c", type=float, default=None,
                    help="inverse regularisation strength; default: picked on out-of-fold AUC")
     p.add_argument("--folds", type=int, default=5, help="folds for picking C")
@@ -128,7 +133,7 @@ def fit(args) -> dict:
         raise ValueError("--encoder vit_s_focus runs in onnxruntime, not Keras, so it cannot join "
                          "the exported graph; choose mobilenetv2 or efficientnet_lite0/1/2")
     g, t0 = gather(args.data, args.val_fraction, args.seed), time.time()
-    feats, bad = pooled_features(g, name, size, 1, ("train",))
+    feats, bad = pooled_features(g, name, size, 1, ("train",), args.color_constancy)
     ok = np.array([not any(b.startswith(f"{i.path}:") for b in bad) for i in g["train"]])
     items, x = [i for i, k in zip(g["train"], ok) if k], feats["train"][ok]
     classes = [class_key(i.label, i.dx, i.source) for i in items]
@@ -143,7 +148,8 @@ def fit(args) -> dict:
     cfg = {"model": "probe", "encoder": name, "C": c, "probe_classes": names,
            "source_types": {str(k): v for k, v in SOURCE_TYPES.items()}, "n_train": len(items),
            "fit_s": round(fit_s, 1)}
-    metrics = write_run(args.out, model, g, size, "none", cfg, args.seed, args.val_fraction)
+    metrics = write_run(args.out, model, g, size, args.color_constancy, cfg, args.seed,
+                        args.val_fraction)
     metrics["bad_files"] = bad
     return metrics
 
