@@ -89,6 +89,12 @@ def test_probe_run_cli_writes_a_run_that_combines(two_sources, tmp_path, monkeyp
     assert train_cli.main(["--data", str(prim), "--model", "seed_cnn", "--image-size", "32",
                            "--epochs", "1", "--batch-size", "16", "--val-fraction", "0.25",
                            "--out", str(binary), "-q"]) == 0
+    capsys.readouterr()
+    for bad, word in (([str(binary)], "no lesion-type run"), ([f"{binary}=x", str(out)], "weight"),
+                      ([str(tmp_path / "none"), str(out)], "not found")):
+        assert combine_typed.main(["--runs", *bad, "--out", str(tmp_path / "m0")]) == 2
+        err = capsys.readouterr().err
+        assert word in err and len(err.strip().splitlines()) == 1, err
     mix = tmp_path / "mix"
     assert combine_typed.main(["--runs", f"{binary}=2", str(out), "--out", str(mix)]) == 0
     mcfg = RunDir(mix).config()
