@@ -72,7 +72,8 @@ def _describe_typed(cfg: dict, met: dict) -> str:
     ...                 {"val_mean_source_auc": 0.9})[:60]
     'linear probe (multinomial logistic regression, C 0.01) on fr'
     """
-    size = cfg["image_size"]  # runs written before write_run scored it keep their best epoch's
+    size = cfg["image_size"]
+    # a run written before write_run scored it keeps its best epoch's score
     score = met.get("val_mean_source_auc", met.get("best_val_mean_auc", float("nan")))
     if cfg["model"] == "probe":
         what = (f"linear probe (multinomial logistic regression, C {cfg['C']:g}) on frozen ImageNet "
