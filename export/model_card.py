@@ -66,7 +66,7 @@ def _own_sources(run: RunDir, models: Path) -> tuple[dict | None, dict | None]:
     if len(sources) < 2:
         return None, None
     rep = source_report(models / "model_int8.tflite", sources, float(cfg.get("val_fraction", 0.15)),
-                        int(cfg.get("seed", 0)))
+                        int(cfg.get("seed", 0)), splits=("val",))  # test: artifact_metrics
     return rep, {Path(d).name: len(load_source(d)) for d in sources}
 
 

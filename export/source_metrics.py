@@ -63,12 +63,12 @@ def unseen_report(model: Path, folder: Path) -> dict:
 
 
 def source_report(model: Path, sources: list[str], val_fraction: float = 0.15,
-                  seed: int = 0) -> dict:
-    """``{"val": ..., "test": ...}`` reports of ``model`` over the run's sources."""
+                  seed: int = 0, splits: tuple[str, ...] = ("val", "test")) -> dict:
+    """``{"val": ..., "test": ...}`` reports of ``model`` over the run's sources (``splits``)."""
     from edge.classifier import Classifier
     from train.sources import gather
 
     clf = Classifier(model)
     g = gather(sources, val_fraction, seed)
     return {"model": str(model), "threshold": clf.manifest.threshold,
-            "val": split_report(clf, g["val"]), "test": split_report(clf, g["test"])}
+            **{s: split_report(clf, g[s]) for s in splits}}

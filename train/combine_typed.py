@@ -31,32 +31,17 @@ import numpy as np  # noqa: E402
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-def _trunk_key(model):
-    """What a lesion-type model computes up to its ``features`` layer, or ``None``: two models
-    with the same key share that trunk (same input size, same weights), so it runs once."""
-    import hashlib
-
+def _trunk_features(model) -> np.ndarray | None:
+    """A lesion-type model's ``features`` on a fixed random image batch, or ``None`` (no such
+    layer). Two models whose features agree compute the same trunk, so it can run once."""
     import keras
 
     try:
         feat = model.get_layer("features")
     except ValueError:
         return None
-    trunk = keras.Model(model.inputs[0], feat.output)
-    h = hashlib.sha256()
-    for w in trunk.get_weights():
-        h.update(np.ascontiguousarray(w).tobytes())
-    return int(model.input_shape[1]), h.hexdigest()
-
-
-def _same_trunk(a, b) -> bool:
-    """Whether two models' ``features`` agree on a fixed random image batch."""
-    import keras
-
-    x = np.random.default_rng(0).uniform(0, 255, (2, *a.input_shape[1:])).astype(np.float32)
-    fa, fb = (keras.Model(m.inputs[0], m.get_layer("features").output).predict(x, verbose=0)
-              for m in (a, b))
-    return fa.shape == fb.shape and bool(np.allclose(fa, fb, atol=1e-4))
+    x = np.random.default_rng(0).uniform(0, 255, (2, *model.input_shape[1:])).astype(np.float32)
+    return keras.Model(model.inputs[0], feat.output).predict(x, verbose=0)
 
 
 def _normalised(w: list[float]) -> np.ndarray:
@@ -94,7 +79,7 @@ def mix_runs(models: list, weights: list[float], name: str = "typed_ensemble"):
     and lesion-type models (``1 + types`` outputs, at least one), mixed by ``weights``.
 
     ``P(malignant)`` is the weighted mean of every model's; the type probabilities are the
-    weighted mean of the type models'. Type models that share their trunk (``_trunk_key``) are
+    weighted mean of the type models'. Type models that share their trunk (``_trunk_features``) are
     joined first, so e.g. a trained head and a linear probe on one frozen backbone cost one
     backbone. The graph takes the largest input size; a smaller model gets the in-graph
     ``cv2.INTER_AREA`` resize of ``train/ensembling.py``. Members are nested models named
@@ -110,14 +95,17 @@ def mix_runs(models: list, weights: list[float], name: str = "typed_ensemble"):
     n = max(n_out)
     if n < 2 or not n_out <= {1, n}:
         raise ValueError(f"outputs must be 1 (benign/malignant) or 1 + types, got {sorted(n_out)}")
-    groups: dict = {}
+    groups: list[tuple[np.ndarray | None, list[int]]] = []  # (trunk features, model indices)
     for i, m in enumerate(models):
-        key = _trunk_key(m) if int(m.output_shape[-1]) == n else None
-        if key is not None and key in groups and not _same_trunk(models[groups[key][0]], m):
-            key = None  # same weights, another computation (e.g. other pixel scaling)
-        groups.setdefault(key if key is not None else ("alone", i), []).append(i)
+        f = _trunk_features(m) if int(m.output_shape[-1]) == n else None
+        same = next((idx for g, idx in groups if f is not None and g is not None
+                     and g.shape == f.shape and np.allclose(g, f, atol=1e-4)), None)
+        if same is None:
+            groups.append((f, [i]))
+        else:
+            same.append(i)
     members, mw = [], []
-    for key, idx in groups.items():
+    for _, idx in groups:
         if len(idx) == 1:
             members.append(models[idx[0]])
         else:
@@ -184,15 +172,6 @@ def parse_run(text: str) -> tuple[Path, float]:
         raise ValueError(f"--runs {text}: the weight after '=' must be a number") from None
 
 
-def split_of(run: Path) -> tuple[int, float]:
-    """``(split seed, validation fraction)`` a run was trained with (``--split-seed``, else ``--seed``)."""
-    from train.run import RunDir
-
-    cfg = RunDir(run).config()
-    seed = cfg.get("split_seed", -1)
-    return int(seed if seed is not None and seed >= 0 else cfg.get("seed", 0)), float(cfg["val_fraction"])
-
-
 def load_runs(runs: list[Path]) -> list:
     """Each run's Keras model; every run must share the first's validation split."""
     import keras
@@ -203,11 +182,12 @@ def load_runs(runs: list[Path]) -> list:
         if not RunDir(r).model_keras.is_file() or not RunDir(r).config_json.is_file():
             raise FileNotFoundError(f"{RunDir(r).model_keras} or its config.json not found; train "
                                     "that run first or fix the path")
-    first = split_of(runs[0])
+    first = RunDir(runs[0]).load_config()
     for r in runs[1:]:
-        if split_of(r) != first:
-            raise ValueError(f"{r}: split seed / validation fraction {split_of(r)} differ from "
-                             f"{runs[0]}'s {first}, so its validation images differ")
+        diff = first.split_differences(RunDir(r).load_config())
+        if diff:
+            raise ValueError(f"{r}: {', '.join(diff)} differ from {runs[0]}, so its validation "
+                             "images differ; use runs trained with the same split")
     return [keras.models.load_model(RunDir(r).model_keras, compile=False) for r in runs]
 
 
