@@ -322,7 +322,10 @@ def _quantization(c: CardInputs) -> list[str]:
     L = [f"## Quantization effects (export parity report, same {exp['n_test']} images)", "",
          "int8 formats are converted from a bias-corrected copy of the model "
          "(`export/bias_correction.py`): BatchNorm means absorb the expected int8 weight-rounding "
-         "error, so quantized outputs stay centred on the float ones. Each file is scored at its "
+         "error, so quantized outputs stay centred on the float ones."
+         + (f" Activation ranges are calibrated on {n:,} training images." if
+            (n := exp.get("calibration_images")) else "")
+         + " Each file is scored at its "
          "own threshold (same rule, its own validation outputs). Label agreement with the float "
          "model: both at the float threshold (the format's effect), and the file at its own "
          "threshold (the labels a user of the file sees).", "",
@@ -368,14 +371,16 @@ def _latency(c: CardInputs) -> list[str]:
     return L + [""]
 
 
-def _reproduce(run: RunDir, models: Path, typed: bool = False) -> list[str]:
+def _reproduce(run: RunDir, models: Path, typed: bool = False, export_cmd: str = "") -> list[str]:
+    """The commands behind the card; ``export_cmd``: the one the export report recorded."""
     step = (f"python export/evaluate_sources.py --model {models}/model_int8.tflite --run {run}   # per source"
             if typed else f"python train/evaluate.py --run {run}          # float metrics and threshold")
+    made = "export" if typed else "evaluate, export"  # a type run's evaluation is written with it
     return ["## Reproduce", "", "```bash",
             "python export/evaluate_artifact.py   # the int8 table above, from models/ and the dataset only",
-            "make shipped      # train (if needed), evaluate, export to models/, benchmark, write this card",
+            f"make shipped      # train (if needed), {made} to models/, benchmark, write this card",
             step,
-            f"python export/convert.py --run {run} --out {models} --formats tflite_int8,onnx_int8",
+            export_cmd or f"python export/convert.py --run {run} --out {models} --formats tflite_int8,onnx_int8",
             f"python benchmarks/latency.py --artifacts {models} --out {run}/bench-models --compare none",
             f"python export/model_card.py --run {run} --models {models} --bench {run}/bench-models/report.json",
             "```", ""]
@@ -387,4 +392,5 @@ def render(c: CardInputs) -> str:
                       *_model_lines(c.cfg, c.summ, c.man, c.met), "",
                       *_threshold(c), *_metrics(c), *_sources(c), *_unseen(c), *_guard(c),
                       *_quantization(c), *_latency(c),
-                      *_reproduce(c.run.path, c.models, c.cfg["model"] in TYPED_MODELS)])
+                      *_reproduce(c.run.path, c.models, c.cfg["model"] in TYPED_MODELS,
+                                  c.exp.get("command", ""))])

@@ -132,7 +132,7 @@ def _load_images(args, info, size: int, formats, need_test: bool):
     return data_dir, cal, x, y, rule
 
 
-def run(args) -> int:
+def run(args, argv: list[str] | None = None) -> int:
     from export.inputs import manifest_from_run, read_run
     from export.pipeline import export_model, image_input_size, load_keras_model
     from export.report import REPORT_MD, format_table
@@ -163,6 +163,7 @@ def run(args) -> int:
                            test_images=x, test_labels=y, tolerances=tolerances, operating=rule,
                            guard=guard,
                            min_calibration=args.min_calibration,
+                           report_extra=_how_made(argv, cal),
                            log=lambda m: print(m, file=sys.stderr if "warning" in m else sys.stdout))
     print()
     print(format_table(results))
@@ -172,6 +173,19 @@ def run(args) -> int:
         print(f"error: {r.name}: {r.error or r.status}", file=sys.stderr)
     _print_next(out, results, data_dir)
     return EXIT_FAILED if failed else EXIT_OK
+
+
+def _how_made(argv: list[str] | None, cal) -> dict:
+    """The export report's record of its own command line and calibration images.
+
+    >>> _how_made(["--run", "runs/a b"], None)
+    {'command': "python export/convert.py --run 'runs/a b'", 'calibration_images': 0}
+    """
+    import shlex
+
+    argv = sys.argv[1:] if argv is None else argv
+    return {"command": shlex.join(["python", "export/convert.py", *argv]),
+            "calibration_images": 0 if cal is None else len(cal)}
 
 
 def _guard_data(args, run_dir: Path, data_dir, size: int):
@@ -207,7 +221,7 @@ def _print_next(out: Path, results, data_dir) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return run(args)
+        return run(args, argv)
     except ExportError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USAGE

@@ -102,6 +102,7 @@ def export_model(model_or_path, out_dir: str | Path, formats: str | Iterable[str
                  operating: OperatingRule | None = None, guard: GuardData | None = None,
                  quality: QualityGate | None = None,
                  min_calibration: int = MIN_CALIBRATION, opset: int = 17,
+                 report_extra: dict | None = None,
                  log: Callable[[str], None] = print) -> list[FormatResult]:
     """Export ``model_or_path`` to ``formats`` in ``out_dir``; one ``FormatResult`` per format.
 
@@ -112,7 +113,8 @@ def export_model(model_or_path, out_dir: str | Path, formats: str | Iterable[str
     without it, all use the manifest's (the float model's) threshold. With ``guard``
     (``export/guard_export.py``), the out-of-distribution score is fitted and appended to the
     output vector of every artifact. Every manifest gets the quality gate: ``quality``, or
-    by default the one fitted for its input size (``export/quality_fit.py``).
+    by default the one fitted for its input size (``export/quality_fit.py``). ``report_extra``
+    goes into ``export_report.json`` as it is (how the export was made).
     """
     if isinstance(model_or_path, (str, Path)):
         model, name = load_keras_model(model_or_path), str(model_or_path)
@@ -147,7 +149,7 @@ def export_model(model_or_path, out_dir: str | Path, formats: str | Iterable[str
     if test_images is not None and test_labels is not None:
         _parity(model, results, manifest, test_images, test_labels, tolerances or {}, log,
                 guard.nonlesions if guard is not None else None)
-    write_reports(out_dir, results, manifest)
+    write_reports(out_dir, results, manifest, report_extra)
     return results
 
 

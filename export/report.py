@@ -102,7 +102,8 @@ def format_table(results) -> str:
     return "\n".join(lines)
 
 
-def report_dict(results, manifest: Manifest) -> dict[str, Any]:
+def report_dict(results, manifest: Manifest, extra: dict | None = None) -> dict[str, Any]:
+    """The JSON report; ``extra`` adds how it was made (e.g. ``command``, ``calibration_images``)."""
     checked = [r.parity for r in results if r.parity is not None]
     return {
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -117,6 +118,7 @@ def report_dict(results, manifest: Manifest) -> dict[str, Any]:
         "guard": dataclasses.asdict(manifest.guard) if manifest.guard else None,
         "quality": dataclasses.asdict(manifest.quality),
         "trained_on": manifest.trained_on, "disclaimer": manifest.disclaimer,
+        **(extra or {}),
     }
 
 
@@ -149,10 +151,11 @@ def report_markdown(results, manifest: Manifest) -> str:
     return "\n".join(lines)
 
 
-def write_reports(out_dir: Path, results, manifest: Manifest) -> tuple[Path, Path]:
+def write_reports(out_dir: Path, results, manifest: Manifest,
+                  extra: dict | None = None) -> tuple[Path, Path]:
     """Write ``export_report.json`` and ``export_report.md`` atomically; return their paths."""
     out_dir = Path(out_dir)
     j = atomic_write_text(out_dir / REPORT_JSON,
-                          json.dumps(report_dict(results, manifest), indent=2, default=str))
+                          json.dumps(report_dict(results, manifest, extra), indent=2, default=str))
     m = atomic_write_text(out_dir / REPORT_MD, report_markdown(results, manifest))
     return j, m

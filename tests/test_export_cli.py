@@ -56,6 +56,9 @@ def test_cli_exports_checks_and_prints_next_command(tiny_model_path, synthetic_d
     assert (m.threshold, m.temperature) == (0.5, 1.0)
     report = json.loads((out / "export_report.json").read_text())
     assert report["n_test"] == 16 and all(r["parity"]["ok"] for r in report["rows"])
+    assert report["calibration_images"] == 40  # how it was made, for the model card
+    assert report["command"].startswith("python export/convert.py --model ")
+    assert report["command"].endswith("--calibration-count 40")
 
 
 def test_cli_fills_manifest_from_run_metrics(tiny_model_path, tmp_path, capsys):

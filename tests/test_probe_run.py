@@ -110,6 +110,9 @@ def test_probe_run_cli_writes_a_run_that_combines(two_sources, tmp_path, monkeyp
     assert "not a medical device" in text.lower() and "Mix of 2 runs" in text and "linear probe" in text
     assert "## Per source and lesion type" in text and "| extra |" in text and "| bcc |" in text
     assert "never trained on" not in text  # HAM-like extra source is trained on: no unseen section
+    # the card reproduces the export as it was run (its calibration count included)
+    assert f"--formats tflite_int8 --min-calibration 16\n" in text
+    assert "calibrated on " in text and "evaluate, export" not in text
     assert f"{len(list((extra / 'benign').glob('*.jpg'))) + len(list((extra / 'malignant').glob('*.jpg'))):,}" in text
     # colour constancy: its own cached features, recorded in the run (the manifest carries it)
     sog = tmp_path / "probe-sog"
