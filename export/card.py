@@ -272,10 +272,12 @@ def _sources(c: CardInputs) -> list[str]:
     """The shipped file on each source's validation images, per source and lesion type."""
     if not c.sources:
         return []
-    from train.source_eval import table
+    from train.source_eval import table, types_line
 
     v = c.sources["val"]
     mvn = v.get("mel_vs_nv_auc")
+    no_dx = [types_line(name, by_label) + " The decision is P(malignant) at the threshold, "
+             "not the type." for name, by_label in v.get("types_without_dx", {}).items()]
     lines = [
         "## Per source and lesion type (validation images, shipped int8 file)", "",
         f"Through the edge runner at the shipped threshold {c.ship.threshold:.4f} "
@@ -284,7 +286,8 @@ def _sources(c: CardInputs) -> list[str]:
         "Per lesion type, the share called malignant (a benign type's false-positive rate, a "
         "malignant type's sensitivity) and how often the most likely type is the right one:", "",
         table(v["per_type"], ("n", "malignant", "called_malignant", "type_accuracy")),
-        *([f"Melanoma vs. nevus ROC AUC: {mvn:.4f}.", ""] if mvn is not None else [])]
+        *([f"Melanoma vs. nevus ROC AUC: {mvn:.4f}.", ""] if mvn is not None else []),
+        *(line for t in no_dx for line in (t, ""))]
     for name in v.get("at_sensitivity_0.90", {}):
         if v["per_type"] and name != Path(c.cfg["data_sources"][0]).name:
             lines += _own_point({**v, "folder": name})

@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     from edge.runtimes import ModelLoadError, RuntimeMissing
     from export.source_metrics import source_report
     from train.data import DatasetNotFound
-    from train.source_eval import table
+    from train.source_eval import table, types_line
 
     from train.run import RunDir
 
@@ -65,6 +65,8 @@ def main(argv: list[str] | None = None) -> int:
         print(table(r["per_source"], ("n", "n_malignant", "roc_auc", "sensitivity", "specificity")))
         if r["per_type"]:
             print(table(r["per_type"], ("n", "malignant", "called_malignant", "type_accuracy")))
+        for src, by_label in r.get("types_without_dx", {}).items():
+            print(types_line(src, by_label))
         for src, o in r.get("at_sensitivity_0.90", {}).items():  # a diagnostic, not the rule
             types = ", ".join(f"{t} {v:.2%}" for t, v in o["called_malignant"].items())
             print(f"if {src} alone set the threshold for sensitivity 0.90: threshold "

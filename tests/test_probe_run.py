@@ -3,6 +3,7 @@ gives the scikit-learn probe's probabilities, and the CLI writes a typed run fol
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -113,6 +114,8 @@ def test_probe_run_cli_writes_a_run_that_combines(two_sources, tmp_path, monkeyp
     # the card reproduces the export as it was run (its calibration count included)
     assert f"--formats tflite_int8 --min-calibration 16\n" in text
     assert "calibrated on " in text and "evaluate, export" not in text
+    # what the type output says on the source without lesion types (its label-only images)
+    assert re.search(r"Most likely type on skin-lesions images without a lesion type: benign: \w+ \d", text)
     assert f"{len(list((extra / 'benign').glob('*.jpg'))) + len(list((extra / 'malignant').glob('*.jpg'))):,}" in text
     # colour constancy: its own cached features, recorded in the run (the manifest carries it)
     sog = tmp_path / "probe-sog"

@@ -46,6 +46,28 @@ def per_type(y: np.ndarray, p: np.ndarray, dx: list[str], threshold: float,
     return out
 
 
+def types_without_dx(y: np.ndarray, dx: list[str], sources: list[str],
+                     types: list[str]) -> dict:
+    """For images without a ``dx`` (a benign/malignant-only source): per source and label, the
+    share of each most likely type, most frequent first. Shows what the type output says on
+    such a source (e.g. whether its malignant images, melanomas in practice, come out as "mel").
+
+    >>> types_without_dx(np.array([1, 1, 0, 1]), ["", "", "", "bcc"], ["s"] * 4,
+    ...                  ["mel", "nv", "nv", "bcc"])
+    {'s': {'benign': {'nv': 1.0}, 'malignant': {'mel': 0.5, 'nv': 0.5}}}
+    """
+    d, src, t = np.asarray(dx), np.asarray(sources), np.asarray(types)
+    out: dict = {}
+    for s in sorted(set(src[d == ""].tolist())):
+        for lab, name in ((0, "benign"), (1, "malignant")):
+            k = (src == s) & (d == "") & (y == lab)
+            if k.any():
+                names, counts = np.unique(t[k], return_counts=True)
+                order = sorted(zip(names.tolist(), counts.tolist()), key=lambda nc: (-nc[1], nc[0]))
+                out.setdefault(s, {})[name] = {n: c / int(k.sum()) for n, c in order}
+    return out
+
+
 def at_sensitivity(y: np.ndarray, p: np.ndarray, dx: list[str], target: float = 0.90) -> dict:
     """The operating point one source would need for ``target`` sensitivity on its own images:
     the highest threshold that calls at least that share of its malignant images malignant,
@@ -88,7 +110,20 @@ def split_report(items: list, y: np.ndarray, p: np.ndarray, threshold: float,
             "per_source": per_source(y, p, [i.source for i in items], threshold),
             "per_group": per_source(y, p, groups, threshold) if any(groups) else {},
             "per_type": per_type(y, p, dx, threshold, types),
+            "types_without_dx": (types_without_dx(y, dx, list(src), types)
+                                 if types is not None else {}),
             "mel_vs_nv_auc": mel_vs_nv_auc(y, p, dx)}
+
+
+def types_line(name: str, by_label: dict) -> str:
+    """One sentence on ``types_without_dx``'s result for one source.
+
+    >>> types_line("s", {"malignant": {"mel": 0.5, "nv": 0.5}})
+    'Most likely type on s images without a lesion type: malignant: mel 50.00%, nv 50.00%.'
+    """
+    parts = ["{}: {}".format(lab, ", ".join(f"{t} {v:.2%}" for t, v in shares.items()))
+             for lab, shares in by_label.items()]
+    return f"Most likely type on {name} images without a lesion type: {'; '.join(parts)}."
 
 
 def table(rows: dict, cols: tuple[str, ...]) -> str:
