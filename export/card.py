@@ -35,6 +35,7 @@ class CardInputs:
     unseen: dict | None = None  # export/source_metrics.unseen_report (another source)
     sources: dict | None = None  # export/source_metrics.source_report (the run's own sources)
     source_counts: dict | None = None  # training images per source folder name (several sources)
+    loso: dict | None = None  # label -> leave-one-group-out results (model_card.read_loso)
 
     def __post_init__(self):
         self.cfg, self.summ, self.met = self.run.config(), self.run.summary(), self.run.metrics()
@@ -295,6 +296,35 @@ def _sources(c: CardInputs) -> list[str]:
                     "source with few images each: treat these shares as rough.", ""]
 
 
+def _loso(c: CardInputs) -> list[str]:
+    """Leave-one-acquisition-group-out, the stand-in for another clinic's images."""
+    if not c.loso:
+        return []
+    groups = sorted({g for res in c.loso.values() for g in res})
+    counts = {g: next(res[g] for res in c.loso.values() if g in res) for g in groups}
+    head = " | ".join(f"{g} ({counts[g]['n']}, {counts[g]['n_malignant']} malignant)" for g in groups)
+
+    def cell(r: dict | None) -> str:
+        if not r or "auc_held_out" not in r:
+            return "-"
+        val = (f" (validation {r['auc_val_held_out']:.4f} held out / {r['auc_val_seen']:.4f} seen)"
+               if "auc_val_seen" in r else "")
+        return f"{r['auc_held_out']:.4f}{val}"
+
+    rows = [f"| {label} | " + " | ".join(cell(res.get(g)) for g in groups) + " |"
+            for label, res in c.loso.items()]
+    return ["## Leave one acquisition group out (a stand-in for another clinic)", "",
+            "Each part below was trained again without one HAM10000 acquisition group (device "
+            "and practice) and scored on all of that group's images: ROC AUC of P(malignant); "
+            "in brackets, the group's validation images scored by that part trained without "
+            "the group and by the one trained with it. These are parts of the shipped model, "
+            "not the whole mix. A held-out group also takes lesion types away (most keratoses "
+            "and carcinomas of HAM10000 are in rosendahl), and groups with 3 malignant images "
+            "give AUCs that mean little.", "",
+            "| part, trained without the group | " + head + " |",
+            "|---|" + "---|" * len(groups), *rows, ""]
+
+
 def _own_point(u: dict) -> list[str]:
     """What a threshold set on the unseen source itself would do: is the keratosis problem the
     ranking or the shared threshold? (``train.source_eval.at_sensitivity``; a diagnostic.)"""
@@ -374,7 +404,8 @@ def _latency(c: CardInputs) -> list[str]:
     return L + [""]
 
 
-def _reproduce(run: RunDir, models: Path, typed: bool = False, export_cmd: str = "") -> list[str]:
+def _reproduce(run: RunDir, models: Path, typed: bool = False, export_cmd: str = "",
+               loso: bool = False) -> list[str]:
     """The commands behind the card; ``export_cmd``: the one the export report recorded."""
     step = (f"python export/evaluate_sources.py --model {models}/model_int8.tflite --run {run}   # per source"
             if typed else f"python train/evaluate.py --run {run}          # float metrics and threshold")
@@ -385,7 +416,8 @@ def _reproduce(run: RunDir, models: Path, typed: bool = False, export_cmd: str =
             step,
             export_cmd or f"python export/convert.py --run {run} --out {models} --formats tflite_int8,onnx_int8",
             f"python benchmarks/latency.py --artifacts {models} --out {run}/bench-models --compare none",
-            f"python export/model_card.py --run {run} --models {models} --bench {run}/bench-models/report.json",
+            f"python export/model_card.py --run {run} --models {models} --bench {run}/bench-models/report.json"
+            + ("   # + --loso LABEL=FILE ... (the Makefile's shipped target)" if loso else ""),
             "```", ""]
 
 
@@ -393,7 +425,7 @@ def render(c: CardInputs) -> str:
     """The whole card as Markdown."""
     return "\n".join([*_intro(), *_data(c), "## Model",
                       *_model_lines(c.cfg, c.summ, c.man, c.met), "",
-                      *_threshold(c), *_metrics(c), *_sources(c), *_unseen(c), *_guard(c),
+                      *_threshold(c), *_metrics(c), *_sources(c), *_loso(c), *_unseen(c), *_guard(c),
                       *_quantization(c), *_latency(c),
                       *_reproduce(c.run.path, c.models, c.cfg["model"] in TYPED_MODELS,
-                                  c.exp.get("command", ""))])
+                                  c.exp.get("command", ""), bool(c.loso))])

@@ -6,7 +6,8 @@ the shipped int8 artifact on the leak-free test split with the edge runner to ge
 with bootstrap 95% CIs. The card itself is rendered by ``export/card.py``.
 
 Example:
-    python export/model_card.py --run runs/ens2-192 --models models --bench runs/ens2-192/bench-models/report.json
+    python export/model_card.py --run runs/mix-two-net --models models \
+        --bench runs/mix-two-net/bench-models/report.json --loso head=runs/loso-none/loso.json
 """
 from __future__ import annotations
 
@@ -37,7 +38,34 @@ def build_parser() -> argparse.ArgumentParser:
                     help="a MANIFEST.csv source folder the run never trained on, measured per "
                          "acquisition group and lesion type; auto: ham10000-extra beside the "
                          "dataset; none: skip")
+    ap.add_argument("--loso", nargs="*", default=[], metavar="LABEL=FILE[#MEMBER]",
+                    help="leave-one-acquisition-group-out results for the card: loso.json of "
+                         "train/train_typed.py --loso-only, or teacher.json of "
+                         "train/build_teacher.py --loso with #MEMBER naming the probe")
     return ap
+
+
+def read_loso(spec: str) -> tuple[str, dict]:
+    """``LABEL=FILE[#MEMBER]`` -> (label, {group: {n, n_malignant, auc_held_out, ...}}).
+
+    Raises ``ValueError`` with a one-line reason (bad form, missing file, no LOSO results).
+    """
+    label, sep, where = spec.partition("=")
+    if not (sep and label and where):
+        raise ValueError(f"--loso {spec!r}: expected LABEL=FILE or LABEL=FILE#MEMBER")
+    path, _, member = where.partition("#")
+    try:
+        doc = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as e:
+        raise ValueError(f"--loso {path}: cannot read it ({e.__class__.__name__}); run the "
+                         "leave-one-group-out command first") from None
+    if member:
+        doc = (doc.get("members") or {}).get(member, {}).get("loso")
+    if not isinstance(doc, dict) or not doc or not all(
+            isinstance(v, dict) and "n" in v for v in doc.values()):
+        raise ValueError(f"--loso {where}: no leave-one-group-out results there"
+                         + ("" if member else " (a teacher.json needs #MEMBER)"))
+    return label, doc
 
 
 def _unseen(run: RunDir, models: Path, data_dir: Path, arg: str) -> dict | None:
@@ -79,14 +107,15 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     try:
         data_dir = resolve_data_dir(args.data)
-    except DatasetNotFound as e:
+        loso = dict(read_loso(s) for s in args.loso)
+    except (DatasetNotFound, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     int8 = artifact_metrics(args.models / "model_int8.tflite", data_dir)
     bench = json.loads(args.bench.read_text()) if args.bench and args.bench.is_file() else None
     card = CardInputs(run, args.models, int8, len(list_samples(data_dir, "train")), bench,
                       _unseen(run, args.models, data_dir, args.unseen),
-                      *_own_sources(run, args.models))
+                      *_own_sources(run, args.models), loso or None)
     atomic_write_text(args.out, render(card))
     print(f"wrote {args.out}")
     return 0

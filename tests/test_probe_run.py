@@ -105,9 +105,24 @@ def test_probe_run_cli_writes_a_run_that_combines(two_sources, tmp_path, monkeyp
     assert rc in (0, 1)  # a toy model may miss the int8 tolerance
     card = mix / "MODEL_CARD.md"
     capsys.readouterr()
-    assert model_card.main(["--run", str(mix), "--models", str(mix / "export"), "--data", str(prim),
-                            "--out", str(card)]) == 0
+    loso = {"g1": {"n": 30, "n_malignant": 10, "auc_held_out": 0.61234, "auc_val_held_out": 0.5,
+                   "auc_val_seen": 0.75}, "g2": {"n": 20, "n_malignant": 3, "auc_held_out": 0.9}}
+    (tmp_path / "loso.json").write_text(json.dumps(loso))
+    (tmp_path / "teacher.json").write_text(json.dumps({"members": {"probe:x": {"loso": loso}}}))
+    card_args = ["--run", str(mix), "--models", str(mix / "export"), "--data", str(prim),
+                 "--out", str(card)]
+    for bad, word in ((["head"], "LABEL=FILE"), ([f"p={tmp_path / 'teacher.json'}"], "#MEMBER"),
+                      ([f"p={tmp_path / 'nope.json'}"], "nope.json")):
+        assert model_card.main([*card_args, "--loso", *bad]) == 2
+        err = capsys.readouterr().err
+        assert word in err and len(err.strip().splitlines()) == 1, err
+    assert not card.exists()
+    assert model_card.main([*card_args, "--loso", f"head={tmp_path / 'loso.json'}",
+                            f"probe={tmp_path / 'teacher.json'}#probe:x"]) == 0
     text = card.read_text()
+    assert "| g1 (30, 10 malignant) | g2 (20, 3 malignant) |" in text
+    assert "| head | 0.6123 (validation 0.5000 held out / 0.7500 seen) | 0.9000 |" in text
+    assert "| probe | 0.6123" in text
     assert "not a medical device" in text.lower() and "Mix of 2 runs" in text and "linear probe" in text
     assert "## Per source and lesion type" in text and "| extra |" in text and "| bcc |" in text
     assert "never trained on" not in text  # HAM-like extra source is trained on: no unseen section
