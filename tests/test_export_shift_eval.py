@@ -1,0 +1,45 @@
+"""export/shift_eval.py: an exported file under simulated dermoscope shifts, with the edge runner."""
+import json
+
+import numpy as np
+import pytest
+
+from export import shift_eval as S
+from tests.fixtures_common import synth_lesion
+
+
+def test_each_shift_changes_an_image_and_keeps_its_shape():
+    img = synth_lesion(np.random.default_rng(3), True, 64)
+    for name, f in S.SHIFTS.items():
+        out = f(img)
+        assert out.shape == img.shape and out.dtype == np.uint8, name
+        assert (name == "none") == np.array_equal(out, img), name
+
+
+def test_unshifted_rows_are_the_source_report(tiny_export, synthetic_dataset, tmp_path, capsys):
+    """The "none" rows equal export/source_metrics' validation numbers for the same file."""
+    from export.source_metrics import source_report
+
+    model = tiny_export / "model_int8.tflite"
+    out = tmp_path / "shift.json"
+    assert S.main(["--model", str(model), "--data", str(synthetic_dataset), "--shifts",
+                   "darker,blur", "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "| darker | skin-lesions |" in text and "not a medical device" in text
+    rows = json.loads(out.read_text())
+    assert [r["shift"] for r in rows] == ["none", "darker", "blur"]  # "none" always first
+    want = source_report(model, [str(synthetic_dataset)], splits=("val",))["val"]["per_source"]
+    got = rows[0]
+    assert got["n"] == want["skin-lesions"]["n"] > 0
+    for k in ("roc_auc", "sensitivity", "specificity"):
+        assert got[k] == pytest.approx(want["skin-lesions"][k]), k
+
+
+def test_bad_shift_or_model_is_one_line(tiny_export, synthetic_dataset, tmp_path, capsys):
+    for args, word in ((["--shifts", "sepia"], "sepia"),
+                       (["--model", str(tmp_path / "none.tflite")], "none.tflite")):
+        argv = ["--model", str(tiny_export / "model_int8.tflite"), "--data",
+                str(synthetic_dataset), *args]
+        assert S.main(argv) == 2
+        err = capsys.readouterr().err
+        assert word in err and len(err.strip().splitlines()) == 1, err
