@@ -36,6 +36,7 @@ class CardInputs:
     sources: dict | None = None  # export/source_metrics.source_report (the run's own sources)
     source_counts: dict | None = None  # training images per source folder name (several sources)
     loso: dict | None = None  # label -> leave-one-group-out results (model_card.read_loso)
+    shifts: list | None = None  # export/shift_eval.py rows (simulated dermoscope shifts)
 
     def __post_init__(self):
         self.cfg, self.summ, self.met = self.run.config(), self.run.summary(), self.run.metrics()
@@ -325,6 +326,21 @@ def _loso(c: CardInputs) -> list[str]:
             "|---|" + "---|" * len(groups), *rows, ""]
 
 
+def _shift_section(c: CardInputs) -> list[str]:
+    """The shipped file under simulated dermoscope shifts (``export/shift_eval.py``)."""
+    if not c.shifts:
+        return []
+    from export.shift_eval import table
+
+    return ["## Simulated dermoscope shifts (validation images, shipped int8 file)", "",
+            "Each validation image shifted in one fixed way at a time, at the model's input size, "
+            "then through the edge runner at the shipped threshold (`python export/shift_eval.py "
+            "--run RUN`); in brackets the change from the unshifted image. A shift that moves "
+            "specificity but not ROC AUC moves the probabilities across the one threshold, as "
+            "another clinic's device can; \"ring\" darkens the corners outside a circle, as many "
+            "dermoscopes do.", "", table(c.shifts), ""]
+
+
 def _own_point(u: dict) -> list[str]:
     """What a threshold set on the unseen source itself would do: is the keratosis problem the
     ranking or the shared threshold? (``train.source_eval.at_sensitivity``; a diagnostic.)"""
@@ -425,7 +441,8 @@ def render(c: CardInputs) -> str:
     """The whole card as Markdown."""
     return "\n".join([*_intro(), *_data(c), "## Model",
                       *_model_lines(c.cfg, c.summ, c.man, c.met), "",
-                      *_threshold(c), *_metrics(c), *_sources(c), *_loso(c), *_unseen(c), *_guard(c),
+                      *_threshold(c), *_metrics(c), *_sources(c), *_loso(c), *_shift_section(c),
+                      *_unseen(c), *_guard(c),
                       *_quantization(c), *_latency(c),
                       *_reproduce(c.run.path, c.models, c.cfg["model"] in TYPED_MODELS,
                                   c.exp.get("command", ""), bool(c.loso))])

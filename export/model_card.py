@@ -42,7 +42,19 @@ def build_parser() -> argparse.ArgumentParser:
                     help="leave-one-acquisition-group-out results for the card: loso.json of "
                          "train/train_typed.py --loso-only, or teacher.json of "
                          "train/build_teacher.py --loso with #MEMBER naming the probe")
+    ap.add_argument("--no-shifts", action="store_true",
+                    help="leave out the simulated dermoscope shifts (export/shift_eval.py)")
     return ap
+
+
+def _shifts(run: RunDir, models: Path, data_dir: Path) -> list | None:
+    """The shipped file on validation images under each simulated dermoscope shift."""
+    from export.shift_eval import SHIFTS, shift_report
+
+    cfg = run.config()
+    sources = cfg.get("data_sources") or [str(data_dir)]
+    return shift_report(models / "model_int8.tflite", sources, list(SHIFTS),
+                        float(cfg.get("val_fraction", 0.15)), int(cfg.get("seed", 0)))
 
 
 def read_loso(spec: str) -> tuple[str, dict]:
@@ -115,7 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     bench = json.loads(args.bench.read_text()) if args.bench and args.bench.is_file() else None
     card = CardInputs(run, args.models, int8, len(list_samples(data_dir, "train")), bench,
                       _unseen(run, args.models, data_dir, args.unseen),
-                      *_own_sources(run, args.models), loso or None)
+                      *_own_sources(run, args.models), loso or None,
+                      None if args.no_shifts else _shifts(run, args.models, data_dir))
     atomic_write_text(args.out, render(card))
     print(f"wrote {args.out}")
     return 0

@@ -43,3 +43,23 @@ def test_bad_shift_or_model_is_one_line(tiny_export, synthetic_dataset, tmp_path
         assert S.main(argv) == 2
         err = capsys.readouterr().err
         assert word in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_fill_dark_border_undoes_a_ring_and_leaves_plain_images():
+    img = synth_lesion(np.random.default_rng(5), False, 96)
+    ringed = S.SHIFTS["ring"](img)
+    filled = S.fill_dark_border(ringed)
+    corner = (slice(0, 8), slice(0, 8))
+    assert ringed[corner].max() < 40 and filled[corner].min() >= 40  # the dark corner is filled
+    centre = (slice(40, 56), slice(40, 56))
+    assert np.array_equal(filled[centre], img[centre])  # the lesion is untouched
+    assert S.fill_dark_border(img) is img  # no dark border: unchanged
+
+
+def test_cli_applies_the_candidate_fix(tiny_export, synthetic_dataset, tmp_path, capsys):
+    out = tmp_path / "fix.json"
+    assert S.main(["--model", str(tiny_export / "model_int8.tflite"), "--data",
+                   str(synthetic_dataset), "--shifts", "ring", "--fill-dark-border",
+                   "--json", str(out)]) == 0
+    assert "then fill_dark_border" in capsys.readouterr().out
+    assert [r["shift"] for r in json.loads(out.read_text())] == ["none", "ring"]

@@ -123,6 +123,7 @@ def test_probe_run_cli_writes_a_run_that_combines(two_sources, tmp_path, monkeyp
     assert "| g1 (30, 10 malignant) | g2 (20, 3 malignant) |" in text
     assert "| head | 0.6123 (validation 0.5000 held out / 0.7500 seen) | 0.9000 |" in text
     assert "| probe | 0.6123" in text
+    assert "## Simulated dermoscope shifts" in text and "| ring | skin-lesions |" in text
     assert "not a medical device" in text.lower() and "Mix of 2 runs" in text and "linear probe" in text
     assert "## Per source and lesion type" in text and "| extra |" in text and "| bcc |" in text
     assert "never trained on" not in text  # HAM-like extra source is trained on: no unseen section
