@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-SCHEMA_VERSION = 3  # 2: per-artifact thresholds; 3: lesion types, colour constancy, guard, quality gate
+import numpy as np
+
+SCHEMA_VERSION = 4  # 2: per-artifact thresholds; 3: lesion types, colour constancy, guard, quality gate; 4: border
 MANIFEST_NAME = "manifest.json"
 METADATA_KEY = "skinlesion_manifest"  # TFLite metadata name and ONNX metadata_props key
 _MAGIC = b"SKINLESION-MANIFEST\x00"  # prefix of the embedded TFLite buffer: magic, u32 length, JSON
@@ -112,7 +113,7 @@ class Manifest:
     """Everything a runtime needs to use an exported model correctly.
 
     The model takes raw RGB pixels in ``pixel_range`` (it scales them itself) shaped
-    ``(1, input_height, input_width, 3)``, after ``resize`` and ``color_constancy``
+    ``(1, input_height, input_width, 3)``, after ``resize``, ``border`` and ``color_constancy``
     (``edge.preprocess.fit_to_input``). Its ONE output tensor is a vector:
     index 0 is the probability of ``labels[positive_index]`` (schema <= 2: the only value);
     indices ``1 .. len(classes)`` are the lesion-type probabilities in the order of
@@ -128,6 +129,7 @@ class Manifest:
     pixel_range: tuple[float, float] = (0.0, 255.0)
     resize: str = "center-crop-square,area"  # see edge.preprocess.fit_to_input
     color_constancy: str = "none"  # "none" | "shades_of_gray" (edge.preprocess)
+    border: str = "none"  # "none" | "fill_dark": a dark dermoscope ring filled (edge.preprocess)
     labels: tuple[str, ...] = ("benign", "malignant")
     # lesion types (HAM10000 dx codes) at output indices 1..len(classes); () when none
     classes: tuple[str, ...] = ()
@@ -174,9 +176,16 @@ class Manifest:
         return {c: float(vector[1 + i]) for i, c in enumerate(self.classes)}
 
     def calibrate(self, probability: float) -> float:
-        """Temperature-scaled probability (identity when ``temperature == 1``)."""
-        p = min(max(float(probability), 1e-7), 1 - 1e-7)
-        return 1.0 / (1.0 + math.exp(-math.log(p / (1 - p)) / self.temperature))
+        """Temperature-scaled probability (identity when ``temperature == 1``).
+
+        ``core.metrics.apply_temperature``, the function export uses to choose each file's
+        threshold and to score parity, so a probability that lands exactly on the threshold
+        (a test image that duplicates the validation image that set it) gets the same label
+        here as there, to the last bit.
+        """
+        from core.metrics import apply_temperature
+
+        return float(apply_temperature(np.float64(probability), self.temperature))
 
     def label_for(self, calibrated_probability: float) -> str:
         pos = calibrated_probability >= self.threshold
