@@ -25,7 +25,7 @@ import numpy as np
 from core.atomic import sha256_file
 from edge.images import load_rgb
 from edge.manifest import Manifest, ManifestError, find_manifest
-from edge.preprocess import apply_color_constancy, dequantize, fit_to_input, to_model_input
+from edge.preprocess import apply_corrections, dequantize, fit_to_input, to_model_input
 from edge.quality import PASS, check, gate_for_manifest
 from edge.runtimes import open_runtime
 
@@ -112,7 +112,7 @@ class Classifier:
     def prepare(self, rgb: np.ndarray) -> np.ndarray:
         """RGB uint8 image -> the exact input tensor this artifact expects."""
         m, spec = self.manifest, self.runtime.input
-        img = fit_to_input(rgb, m.input_height, m.input_width, m.color_constancy)
+        img = fit_to_input(rgb, m.input_height, m.input_width, m.color_constancy, m.border)
         return to_model_input(img, spec.dtype, spec.scale, spec.zero_point)
 
     def raw_outputs(self, x: np.ndarray) -> np.ndarray:
@@ -138,7 +138,7 @@ class Classifier:
         q = check(rgb, gate, m.input_height, m.input_width, fitted) if gate is not None else PASS
         if not q.ok:
             return self._result(source, t0, "unusable", q.reason)
-        x = to_model_input(apply_color_constancy(fitted, m.color_constancy), spec.dtype,
+        x = to_model_input(apply_corrections(fitted, m.color_constancy, m.border), spec.dtype,
                            spec.scale, spec.zero_point)
         vec = self.raw_outputs(x)
         g = m.guard

@@ -108,6 +108,16 @@ def _typed_lines(cfg: dict, met: dict, io: str) -> list[str]:
     return lines
 
 
+def _corrections(man: Manifest) -> list[str]:
+    """The manifest's input corrections, which every runner applies before the model."""
+    fixes = ([f"a dark dermoscope ring or dark corners filled with the image's median colour "
+              f"(`border: {man.border}`, edge.preprocess.fill_dark_border; the runs were trained "
+              "without it)"] if man.border not in ("", "none") else [])
+    fixes += ([f"colour constancy `{man.color_constancy}`"]
+              if man.color_constancy not in ("", "none") else [])
+    return [f"- Before the model, every runner applies: {'; '.join(fixes)}."] if fixes else []
+
+
 def _model_lines(cfg: dict, summ: dict, man: Manifest, met: dict | None = None) -> list[str]:
     extra = (f", output {man.guard.index}: the not-a-lesion guard's score"
              if man.guard is not None else "")
@@ -440,7 +450,7 @@ def _reproduce(run: RunDir, models: Path, typed: bool = False, export_cmd: str =
 def render(c: CardInputs) -> str:
     """The whole card as Markdown."""
     return "\n".join([*_intro(), *_data(c), "## Model",
-                      *_model_lines(c.cfg, c.summ, c.man, c.met), "",
+                      *_model_lines(c.cfg, c.summ, c.man, c.met), *_corrections(c.man), "",
                       *_threshold(c), *_metrics(c), *_sources(c), *_loso(c), *_shift_section(c),
                       *_unseen(c), *_guard(c),
                       *_quantization(c), *_latency(c),

@@ -86,6 +86,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--guard-k", type=int, default=None, metavar="K",
                    help="guard: number of minor principal components (default: "
                         "export/guard.py's DEFAULT_K)")
+    p.add_argument("--border", choices=("none", "fill_dark"), default=None,
+                   help="input correction recorded in the manifest and applied by calibration, "
+                        "thresholds, parity, the guard and every runner: fill_dark fills a dark "
+                        "dermoscope ring or corners (edge.preprocess.fill_dark_border); default: "
+                        "the run's (none)")
     p.add_argument("--seed", type=int, default=0, help="seed for drawing calibration images")
     return p
 
@@ -120,7 +125,7 @@ def _load_images(args, info, size: int, formats, need_test: bool):
     cal = (load_calibration(data_dir, size, args.calibration_count, args.seed, info)
            if needs_cal else None)
     x, y = (load_test(data_dir, size, bool(info.config.get("exclude_leaked", True)),
-                      info.color_constancy)
+                      info.color_constancy, info.border)
             if need_test else (None, None))
     if need_test and len(x) == 0:
         raise ExportError(f"{data_dir}: no test images found (expected test/benign and "
@@ -148,6 +153,7 @@ def run(args, argv: list[str] | None = None) -> int:
     if h != w:
         raise ExportError(f"{model_path}: input {h}x{w} is not square; the data loader needs square input")
     info = read_run(run_dir)
+    info.border_override = args.border or ""
     for msg in info.warnings:
         print(msg, file=sys.stderr)
     data_dir, cal, x, y, rule = _load_images(args, info, h, formats, not args.skip_parity)
@@ -158,7 +164,7 @@ def run(args, argv: list[str] | None = None) -> int:
         print(f"Parity: {len(x)} test images from {data_dir}")
     if rule is not None:
         print(f"Thresholds: each file's own, {rule.describe()}")
-    guard = _guard_data(args, run_dir, data_dir, h)
+    guard = _guard_data(args, run_dir, data_dir, h, info)
     results = export_model(model, out, [f.name for f in formats], cal, manifest_from_run(info),
                            test_images=x, test_labels=y, tolerances=tolerances, operating=rule,
                            guard=guard,
@@ -188,13 +194,15 @@ def _how_made(argv: list[str] | None, cal) -> dict:
             "calibration_images": 0 if cal is None else len(cal)}
 
 
-def _guard_data(args, run_dir: Path, data_dir, size: int):
-    """The guard's fitting images (the run's split), or None with a warning."""
+def _guard_data(args, run_dir: Path, data_dir, size: int, info=None):
+    """The guard's fitting images (the run's split, corrected as the runner will), or None
+    with a warning."""
     from export.guard_export import load_guard_data
 
     if args.no_guard:
         return None
-    data = load_guard_data(run_dir / "config.json", data_dir, size) if data_dir else None
+    fix = (info.color_constancy, info.border) if info is not None else ("none", "none")
+    data = load_guard_data(run_dir / "config.json", data_dir, size, *fix) if data_dir else None
     if data is None:
         print("warning: no training/validation images for the guard: exporting without it "
               "(pass --data)", file=sys.stderr)

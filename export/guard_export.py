@@ -57,15 +57,19 @@ class GuardData:
             self.val_sources = ["validation"] * len(self.val)
 
 
-def nonlesion_set(size: int, n: int = NONLESION_COUNT,
-                  seed: int = NONLESION_SEED) -> tuple[np.ndarray, list[str]]:
-    """Generated non-lesion images (drawn at 256 px, fitted like a photo) and their kinds."""
+def nonlesion_set(size: int, n: int = NONLESION_COUNT, seed: int = NONLESION_SEED,
+                  color_constancy: str = "none", border: str = "none",
+                  ) -> tuple[np.ndarray, list[str]]:
+    """Generated non-lesion images (drawn at 256 px, fitted like a photo, with the manifest's
+    corrections) and their kinds."""
     imgs, kinds = generate(n, 256, seed)
-    return np.stack([fit_to_input(i, size, size) for i in imgs]), kinds
+    return np.stack([fit_to_input(i, size, size, color_constancy, border) for i in imgs]), kinds
 
 
-def load_guard_data(config_path: Path | None, data_dir: Path, size: int) -> GuardData | None:
-    """The run's train/validation split (``train/evaluate.py``'s) of ``data_dir``, model-sized."""
+def load_guard_data(config_path: Path | None, data_dir: Path, size: int,
+                    color_constancy: str = "none", border: str = "none") -> GuardData | None:
+    """The run's train/validation split (``train/evaluate.py``'s) of ``data_dir``, model-sized
+    and corrected as the runner will (``color_constancy``, ``border``: the manifest's)."""
     from train.config import TrainConfig
     from train.data import list_samples, load_arrays, split_train_val
 
@@ -73,12 +77,13 @@ def load_guard_data(config_path: Path | None, data_dir: Path, size: int) -> Guar
     samples = list_samples(data_dir, "train")
     tr, va = (split_train_val(samples, cfg.val_fraction, cfg.val_seed) if cfg
               else split_train_val(samples))
-    x_tr, _, _ = load_arrays(tr, size, verbose=False)
-    x_va, _, _ = load_arrays(va, size, verbose=False)
+    fix = {"color_constancy": color_constancy, "border": border}
+    x_tr, _, _ = load_arrays(tr, size, verbose=False, **fix)
+    x_va, _, _ = load_arrays(va, size, verbose=False, **fix)
     if len(x_tr) < 50 or len(x_va) < 20:
         return None
-    nl, kinds = nonlesion_set(size)
-    neg, _ = nonlesion_set(size, seed=NEGATIVE_SEED)
+    nl, kinds = nonlesion_set(size, **fix)
+    neg, _ = nonlesion_set(size, seed=NEGATIVE_SEED, **fix)
     return GuardData(x_tr, x_va, [Path(data_dir).name] * len(x_va), nl, kinds, neg,
                      described=f"{len(x_tr)} training and {len(x_va)} validation images of "
                                f"{Path(data_dir).name} (the run's split)")

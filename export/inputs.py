@@ -79,7 +79,7 @@ def manifest_from_run(info: RunRecord) -> Manifest:
     m, met = Manifest(), info.metrics
     m.run_id = info.run_id
     m.model_name = str(info.config.get("model", ""))
-    m.color_constancy = info.color_constancy
+    m.color_constancy, m.border = info.color_constancy, info.border
     if info.config.get("classes"):
         m.classes = tuple(info.config["classes"])
         m.class_names = dict(info.config.get("class_names", {}))
@@ -112,7 +112,8 @@ def operating_rule(info: RunRecord, data_dir: Path, image_size: int):
         val = _source_samples(info, "val")
     else:
         _, val = split_train_val(list_samples(data_dir, "train"), cfg.val_fraction, cfg.val_seed)
-    x, y, _ = load_arrays(val, image_size, verbose=False, color_constancy=info.color_constancy)
+    x, y, _ = load_arrays(val, image_size, verbose=False, color_constancy=info.color_constancy,
+                          border=info.border)
     if len(y) == 0 or len(set(y.tolist())) < 2:
         return None
     # metrics.json from before the lower-bound rule has no "threshold_confidence": point rule
@@ -144,23 +145,23 @@ def load_calibration(data_dir: Path, image_size: int, count: int, seed: int = 0,
     """Up to ``count`` training images (a seeded random draw) as uint8 ``[N, S, S, 3]``.
 
     With ``info`` of a several-source run, drawn from every source's training split and
-    prepared with the run's colour constancy.
+    prepared with the run's colour constancy; with ``info``, its border correction too.
     """
     from train.data import list_samples, load_arrays
 
     samples = _source_samples(info, "train") if info and info.sources else \
         list_samples(data_dir, "train")
     random.Random(seed).shuffle(samples)
-    cc = info.color_constancy if info else "none"
-    x, _, _ = load_arrays(samples[:count], image_size, color_constancy=cc)
+    cc, border = (info.color_constancy, info.border) if info else ("none", "none")
+    x, _, _ = load_arrays(samples[:count], image_size, color_constancy=cc, border=border)
     return x
 
 
 def load_test(data_dir: Path, image_size: int, exclude_leaked: bool = True,
-              color_constancy: str = "none") -> tuple[np.ndarray, np.ndarray]:
+              color_constancy: str = "none", border: str = "none") -> tuple[np.ndarray, np.ndarray]:
     """The test split (without the known train/test duplicates) as uint8 images and labels."""
     from train.data import list_samples, load_arrays
 
     x, y, _ = load_arrays(list_samples(data_dir, "test", exclude_leaked), image_size,
-                          color_constancy=color_constancy)
+                          color_constancy=color_constancy, border=border)
     return x, y

@@ -33,6 +33,8 @@ import numpy as np
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
+from edge.preprocess import fill_dark_border  # noqa: E402
+
 
 def _gain(r: float, g: float, b: float) -> Callable[[np.ndarray], np.ndarray]:
     k = np.array([r, g, b], np.float32)
@@ -58,28 +60,6 @@ def _squeeze(x: np.ndarray) -> np.ndarray:
     cw = round(w * 0.75)
     x0 = (w - cw) // 2
     return cv2.resize(x[:, x0:x0 + cw], (w, h), interpolation=cv2.INTER_LINEAR)
-
-
-def fill_dark_border(x: np.ndarray, dark: int = 40, grow: int = 4) -> np.ndarray:
-    """A candidate input fix, measured here and not in the runner: pixels darker than ``dark``
-    (grey level) connected to the image border, grown by ``grow`` px, get the median colour of
-    the rest. Unchanged when that border is under 0.5% or over 70% of the image.
-
-    >>> x = np.full((20, 20, 3), 150, np.uint8); x[:3, :3] = 0
-    >>> y = fill_dark_border(x)
-    >>> int(y[0, 0, 0]), int(y[10, 10, 0]), fill_dark_border(y) is y
-    (150, 150, True)
-    """
-    lum = cv2.cvtColor(x, cv2.COLOR_RGB2GRAY)
-    _, lab = cv2.connectedComponents((lum < dark).astype(np.uint8), connectivity=8)
-    edge = np.unique(np.concatenate([lab[0], lab[-1], lab[:, 0], lab[:, -1]]))
-    mask = np.isin(lab, edge[edge > 0])
-    if not 0.005 <= mask.mean() <= 0.7:
-        return x
-    mask = cv2.dilate(mask.astype(np.uint8), np.ones((2 * grow + 1,) * 2, np.uint8)) > 0
-    out = x.copy()
-    out[mask] = np.median(x[~mask], axis=0).astype(np.uint8)
-    return out
 
 
 SHIFTS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
@@ -164,8 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
                          "ham10000-extra beside it)")
     ap.add_argument("--shifts", default=",".join(SHIFTS), help="comma-separated: " + ", ".join(SHIFTS))
     ap.add_argument("--fill-dark-border", action="store_true",
-                    help="apply the candidate fix fill_dark_border after each shift (not what "
-                         "the runner does)")
+                    help="apply edge.preprocess.fill_dark_border after each shift, as a manifest "
+                         "with border fill_dark does (a no-op for such a file)")
     ap.add_argument("--json", type=Path, default=None, help="also write the rows here")
     return ap
 

@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from edge.manifest import Manifest
@@ -214,3 +215,34 @@ def test_script_runs_from_any_folder(tmp_path):
                        cwd=tmp_path, capture_output=True, text=True, timeout=120,
                        env={**os.environ, "PYTHONPATH": ""})
     assert r.returncode == 0 and "--calibration-count" in r.stdout
+
+
+def test_border_fill_is_recorded_and_applied_by_the_runner(tiny_model_path, synthetic_dataset,
+                                                           tmp_path, capsys):
+    """--border fill_dark: in the manifest, so the runner fills a dark ring before the model."""
+    from edge.classifier import Classifier
+    from edge.preprocess import fill_dark_border, to_model_input
+    from export.shift_eval import _ring
+    from tests.fixtures_common import synth_lesion
+
+    out = tmp_path / "out"
+    assert main(["--model", str(tiny_model_path), "--data", str(synthetic_dataset), "--out",
+                 str(out), "--formats", "tflite_int8", "--calibration-count", "40",
+                 "--border", "fill_dark"]) == 0, capsys.readouterr().err
+    m = Manifest.load(out / "manifest.json")
+    assert m.border == "fill_dark" and m.schema == 4
+    from export.card import _corrections  # the model card says so; a plain manifest says nothing
+    assert "`border: fill_dark`" in _corrections(m)[0] and _corrections(Manifest()) == []
+    assert json.loads((out / "export_report.json").read_text())["command"].endswith(
+        "--border fill_dark")
+    clf = Classifier(out / "model_int8.tflite")
+    img = synth_lesion(np.random.default_rng(2), True, 32)
+    ringed = _ring(img, 0.9)
+    assert not np.array_equal(fill_dark_border(ringed), ringed)
+    assert np.array_equal(clf.prepare(ringed), clf.prepare(fill_dark_border(ringed)))
+    spec = clf.runtime.input  # without the border correction the tensor would differ
+    assert not np.array_equal(clf.prepare(ringed),
+                              to_model_input(ringed, spec.dtype, spec.scale, spec.zero_point))
+    raw = Classifier(out / "model_int8.tflite", guard=False)  # gate and guard off
+    p_ring = raw.predict_rgb(ringed).raw_probability
+    assert p_ring is not None and p_ring == raw.predict_rgb(fill_dark_border(ringed)).raw_probability

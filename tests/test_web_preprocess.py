@@ -3,7 +3,8 @@
 Runs the JavaScript modules in Node (the same files the page loads) on real test images and
 compares pixel by pixel with OpenCV: INTER_AREA shrinking (integer and non-integer factors)
 and INTER_LINEAR enlarging (OpenCV's fixed-point arithmetic) must be exact;
-Shades of Gray and input quantization exact; the quality-gate measurements as the
+the dark-border fill, Shades of Gray and input quantization exact; the quality-gate
+measurements as the
 QualityGate docstring defines.
 """
 from __future__ import annotations
@@ -18,7 +19,7 @@ import numpy as np
 import pytest
 
 from edge.images import load_rgb
-from edge.preprocess import fit_to_input, shades_of_gray, to_model_input
+from edge.preprocess import fill_dark_border, fit_to_input, shades_of_gray, to_model_input
 
 pytestmark = pytest.mark.web
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,6 +35,7 @@ for (const j of jobs) {
   let r;
   if (j.op === "fit") r = pre.fitToInput(img, j.args[0], j.args[1]).data;
   if (j.op === "sog") r = pre.shadesOfGray(img).data;
+  if (j.op === "border") r = pre.applyBorder(img, "fill_dark").data;
   if (j.op === "quant") r = new Uint8Array(pre.toModelInput(img, ...j.args).buffer);
   if (j.op === "quality") {
     const s = qual.qualityStats(img);
@@ -116,6 +118,22 @@ def test_shades_of_gray_and_quantization(tmp_path, real_images):
         assert diff.max() == 0, f"{np.count_nonzero(diff)} values differ"
     assert (out[-2].view(np.int8) == to_model_input(imgs[0], "int8", 1.0, -128).ravel()).all()
     assert (out[-1] == to_model_input(imgs[0], "uint8", 0.98431, 3).ravel()).all()
+
+
+def test_dark_border_fill(tmp_path, real_images):
+    """Rings of several sizes and softness, corners only, and images left alone: exact."""
+    from export.shift_eval import _ring
+
+    imgs = [fit_to_input(im, 224, 224) for im in real_images]
+    cases = [_ring(imgs[0], 0.9), _ring(imgs[1], 1.05, 0.02), _ring(imgs[2], 1.3, 0.15),
+             _ring(fit_to_input(real_images[3], 97, 97), 0.95),  # odd size, odd pixel count
+             imgs[4], np.zeros((32, 32, 3), np.uint8)]  # nothing dark / all dark: unchanged
+    cases[2][:3, :] = 0  # a dark strip joining two corners
+    want = [fill_dark_border(c) for c in cases]
+    assert [w is c for w, c in zip(want, cases)] == [False] * 4 + [True, True]
+    for c, w, got in zip(cases, want, run_js(tmp_path, [(c, "border", []) for c in cases])):
+        diff = np.abs(got.reshape(c.shape).astype(int) - w)
+        assert diff.max() == 0, f"{np.count_nonzero(diff)} values differ"
 
 
 def reference_quality(rgb: np.ndarray) -> dict:

@@ -145,24 +145,25 @@ def split_train_val(samples: list[Sample], val_fraction: float = 0.15, seed: int
     return train, val
 
 
-def _load_one(sample: Sample, size: int, color_constancy: str = "none"):
+def _load_one(sample: Sample, size: int, color_constancy: str = "none", border: str = "none"):
     try:
-        return fit_to_input(load_rgb(sample.path), size, size, color_constancy), None
+        return fit_to_input(load_rgb(sample.path), size, size, color_constancy, border), None
     except ImageError as e:
         return None, str(e)
 
 
 def load_arrays(samples: list[Sample], image_size: int, workers: int = 4,
-                verbose: bool = True, color_constancy: str = "none",
+                verbose: bool = True, color_constancy: str = "none", border: str = "none",
                 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Decode and size every sample: ``(x uint8 [N,S,S,3], y int32 [N], bad messages)``.
 
-    ``color_constancy`` is the run's (``edge.preprocess.apply_color_constancy``).
+    ``color_constancy`` is the run's, ``border`` the export's (``edge.preprocess.apply_corrections``).
 
     Unreadable files are skipped and reported (one line each, on stderr when ``verbose``).
     """
     with ThreadPoolExecutor(workers) as pool:
-        results = list(pool.map(lambda s: _load_one(s, image_size, color_constancy), samples))
+        results = list(pool.map(lambda s: _load_one(s, image_size, color_constancy, border),
+                                samples))
     xs, ys, bad = [], [], []
     for s, (img, err) in zip(samples, results):
         if err:

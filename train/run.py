@@ -125,6 +125,7 @@ class RunRecord:
     config: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    border_override: str = ""
 
     @property
     def run_dir(self) -> Path:
@@ -137,6 +138,11 @@ class RunRecord:
     @property
     def color_constancy(self) -> str:
         return str(self.config.get("color_constancy") or "none")
+
+    @property
+    def border(self) -> str:
+        """The export's border correction (``convert.py --border``; default: the run's)."""
+        return self.border_override or str(self.config.get("border") or "none")
 
     @property
     def sources(self) -> list[str] | None:

@@ -8,7 +8,7 @@
 //   r.label, r.probability
 
 import * as ort from "./vendor/ort.wasm.min.mjs";
-import { applyColorConstancy, fitToInput, toModelInput } from "./preprocess.js";
+import { applyBorder, applyColorConstancy, fitToInput, toModelInput } from "./preprocess.js";
 import { qualityReason } from "./quality.js";
 
 /** Calibrated probability sigmoid(logit(p) / T), as Manifest.calibrate. */
@@ -72,8 +72,8 @@ export class Classifier {
   /** Fetch manifest + model, open an onnxruntime-web session (threads: 0 = runtime default). */
   static async load(modelUrl, manifestUrl, { threads = 0 } = {}) {
     const manifest = await (await fetch(manifestUrl)).json();
-    if ((manifest.schema || 1) > 3) {
-      throw new Error(`manifest schema ${manifest.schema} is newer than this app (3); rebuild it`);
+    if ((manifest.schema || 1) > 4) {
+      throw new Error(`manifest schema ${manifest.schema} is newer than this app (4); rebuild it`);
     }
     ort.env.wasm.wasmPaths = new URL("./vendor/", import.meta.url).href;
     ort.env.wasm.numThreads = threads || (self.crossOriginIsolated ? Math.min(4, navigator.hardwareConcurrency || 1) : 1);
@@ -84,16 +84,17 @@ export class Classifier {
 
   get threads() { return ort.env.wasm.numThreads; }
 
-  /** Fitted uint8 RGB image (centre crop + resize, before colour constancy). */
+  /** Fitted uint8 RGB image (centre crop + resize, before the border fill and colour constancy). */
   fit(rgb) {
     const m = this.manifest;
     return fitToInput(rgb, m.input_height, m.input_width);
   }
 
-  /** The model's input tensor for a fitted image: colour constancy, then float32 or quantized. */
+  /** The model's input tensor for a fitted image: border fill, colour constancy, then float32
+   *  or quantized (edge.preprocess.apply_corrections). */
   tensor(fitted) {
     const m = this.manifest, s = this.inputSpec;
-    const img = applyColorConstancy(fitted, m.color_constancy);
+    const img = applyColorConstancy(applyBorder(fitted, m.border), m.color_constancy);
     const data = toModelInput(img, s.dtype, s.scale, s.zero_point);
     const dtype = data instanceof Float32Array ? "float32" : s.dtype;
     return new ort.Tensor(dtype, data, [1, m.input_height, m.input_width, m.channels || 3]);

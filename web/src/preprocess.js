@@ -1,7 +1,7 @@
 // The browser copy of edge/preprocess.py: RGB uint8 image -> model input, driven by the manifest.
 // Keep in step with edge/preprocess.py (centre square, OpenCV INTER_AREA / INTER_LINEAR resize
 // replicated bit for bit,
-// Shades of Gray colour constancy, input quantization). Plain ES module: runs in the page and
+// the dark-border fill, Shades of Gray colour constancy, input quantization). Plain ES module: runs in the page and
 // in Node (tests/test_web_preprocess.py compares it with cv2 pixel by pixel).
 //
 // Example (Node):
@@ -189,6 +189,67 @@ export function applyColorConstancy(img, method) {
   if (!method || method === "none") return img;
   if (method === "shades_of_gray") return shadesOfGray(img);
   throw new Error(`unknown colour constancy "${method}"; use none or shades_of_gray`);
+}
+
+/** Fill a dark dermoscope ring or corners, as edge.preprocess.fill_dark_border defines it:
+ *  grey (4899 R + 9617 G + 1868 B + 8192) >> 14 < 40, 8-connected to the image edge; if that
+ *  region is 0.5%..70% of the image, grow it by 4 px (9x9 square) and give it the per-channel
+ *  median (half dropped) of the pixels outside. Otherwise the same object is returned. */
+export function fillDarkBorder(img, level = 40, grow = 4, minShare = 0.005, maxShare = 0.7) {
+  const w = img.width, h = img.height, n = w * h, d = img.data;
+  const dark = new Uint8Array(n), mask = new Uint8Array(n), queue = new Int32Array(n);
+  for (let i = 0; i < n; i++) {
+    dark[i] = ((d[3 * i] * 4899 + d[3 * i + 1] * 9617 + d[3 * i + 2] * 1868 + 8192) >> 14) < level;
+  }
+  let head = 0, tail = 0;
+  const seed = (i) => { if (dark[i] && !mask[i]) { mask[i] = 1; queue[tail++] = i; } };
+  for (let x = 0; x < w; x++) { seed(x); seed((h - 1) * w + x); }
+  for (let y = 0; y < h; y++) { seed(y * w); seed(y * w + w - 1); }
+  while (head < tail) {
+    const i = queue[head++], x = i % w, y = (i - x) / w;
+    for (let dy = -1; dy <= 1; dy++) {
+      for (let dx = -1; dx <= 1; dx++) {
+        const xx = x + dx, yy = y + dy;
+        if ((dx || dy) && xx >= 0 && xx < w && yy >= 0 && yy < h) seed(yy * w + xx);
+      }
+    }
+  }
+  const share = tail / n;
+  if (!(share >= minShare && share <= maxShare)) return img;
+  const row = new Uint8Array(n), grown = new Uint8Array(n);
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      let v = 0;
+      for (let xx = Math.max(0, x - grow); xx <= Math.min(w - 1, x + grow) && !v; xx++) v = mask[y * w + xx];
+      row[y * w + x] = v;
+    }
+  }
+  let outside = 0;
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      let v = 0;
+      for (let yy = Math.max(0, y - grow); yy <= Math.min(h - 1, y + grow) && !v; yy++) v = row[yy * w + x];
+      grown[y * w + x] = v;
+      outside += 1 - v;
+    }
+  }
+  if (outside === 0) return img;
+  const med = [0, 1, 2].map((c) => {
+    const hist = new Int32Array(256);
+    for (let i = 0; i < n; i++) if (!grown[i]) hist[d[3 * i + c]]++;
+    const kth = (k) => { let s = 0; for (let v = 0; v < 256; v++) { s += hist[v]; if (s > k) return v; } return 255; };
+    return outside % 2 ? kth((outside - 1) / 2) : Math.floor((kth(outside / 2 - 1) + kth(outside / 2)) / 2);
+  });
+  const out = new Uint8Array(d);
+  for (let i = 0; i < n; i++) if (grown[i]) { out[3 * i] = med[0]; out[3 * i + 1] = med[1]; out[3 * i + 2] = med[2]; }
+  return { width: w, height: h, data: out };
+}
+
+/** "none" -> unchanged, "fill_dark" -> fillDarkBorder; unknown names throw. */
+export function applyBorder(img, method) {
+  if (!method || method === "none") return img;
+  if (method === "fill_dark") return fillDarkBorder(img);
+  throw new Error(`unknown border correction "${method}"; use none or fill_dark`);
 }
 
 /** uint8 RGB -> flat model input of dtype (float32, or int8/uint8 quantized with scale/zp). */
