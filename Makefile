@@ -81,7 +81,7 @@ bench: $(STAMP)
 SHIP_RUN ?= runs/mix-two-net
 SHIP_MIX := runs/seed_cnn-128-e60=2 runs/typed-v6-t8=1 runs/probe-mnv2=1 runs/kd-seed_cnn-128-t1x-e60=1
 SHIP_MEMBERS := $(foreach r,$(SHIP_MIX),$(firstword $(subst =, ,$(r))))
-SHIP_EXPORT_FLAGS := --formats tflite_int8,onnx_int8 --calibration-count 1000
+SHIP_EXPORT_FLAGS := --formats tflite_int8,onnx_int8 --calibration-count 1000 --border fill_dark
 SOURCES ?=
 SOURCES_FLAG := $(if $(SOURCES),--data $(SOURCES),$(DATA_FLAG))
 RESUME = $$(test -d $(@D)/backup && echo --resume)
