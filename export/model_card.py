@@ -53,8 +53,10 @@ def _shifts(run: RunDir, models: Path, data_dir: Path) -> list | None:
 
     cfg = run.config()
     sources = cfg.get("data_sources") or [str(data_dir)]
+    split_seed = int(cfg.get("split_seed", -1))  # TrainConfig.val_seed: the run's validation
     return shift_report(models / "model_int8.tflite", sources, list(SHIFTS),
-                        float(cfg.get("val_fraction", 0.15)), int(cfg.get("seed", 0)))
+                        float(cfg.get("val_fraction", 0.15)),
+                        split_seed if split_seed >= 0 else int(cfg.get("seed", 0)))
 
 
 def read_loso(spec: str) -> tuple[str, dict]:

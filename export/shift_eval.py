@@ -171,8 +171,9 @@ def main(argv: list[str] | None = None) -> int:
     cfg = RunDir(args.run).config() if args.run else {}
     sources = args.data or cfg.get("data_sources") or ([cfg["data"]] if cfg.get("data") else None)
     try:
+        split_seed = int(cfg.get("split_seed", -1))  # TrainConfig.val_seed
         rows = shift_report(args.model, sources, shifts, float(cfg.get("val_fraction", 0.15)),
-                            int(cfg.get("seed", 0)),
+                            split_seed if split_seed >= 0 else int(cfg.get("seed", 0)),
                             fill_dark_border if args.fill_dark_border else None)
     except (DatasetNotFound, ManifestError, ModelLoadError, RuntimeMissing, FileNotFoundError,
             ValueError) as e:
