@@ -340,7 +340,7 @@ def _shift_section(c: CardInputs) -> list[str]:
     """The shipped file under simulated dermoscope shifts (``export/shift_eval.py``)."""
     if not c.shifts:
         return []
-    from export.shift_eval import table
+    from export.shifts import table
 
     return ["## Simulated dermoscope shifts (validation images, shipped int8 file)", "",
             "Each validation image shifted in one fixed way at a time, at the model's input size, "

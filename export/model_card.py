@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _shifts(run: RunDir, models: Path, data_dir: Path) -> list | None:
     """The shipped file on validation images under each simulated dermoscope shift."""
-    from export.shift_eval import SHIFTS, shift_report
+    from export.shifts import SHIFTS, shift_report
 
     cfg = run.config()
     sources = cfg.get("data_sources") or [str(data_dir)]

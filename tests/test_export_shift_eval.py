@@ -1,16 +1,19 @@
-"""export/shift_eval.py: an exported file under simulated dermoscope shifts, with the edge runner."""
+"""export/shift_eval.py (export/shifts.py): an exported file under simulated dermoscope shifts,
+with the edge runner."""
 import json
 
 import numpy as np
 import pytest
 
+from edge.preprocess import fill_dark_border
 from export import shift_eval as S
+from export.shifts import SHIFTS
 from tests.fixtures_common import synth_lesion
 
 
 def test_each_shift_changes_an_image_and_keeps_its_shape():
     img = synth_lesion(np.random.default_rng(3), True, 64)
-    for name, f in S.SHIFTS.items():
+    for name, f in SHIFTS.items():
         out = f(img)
         assert out.shape == img.shape and out.dtype == np.uint8, name
         assert (name == "none") == np.array_equal(out, img), name
@@ -47,13 +50,13 @@ def test_bad_shift_or_model_is_one_line(tiny_export, synthetic_dataset, tmp_path
 
 def test_fill_dark_border_undoes_a_ring_and_leaves_plain_images():
     img = synth_lesion(np.random.default_rng(5), False, 96)
-    ringed = S.SHIFTS["ring"](img)
-    filled = S.fill_dark_border(ringed)
+    ringed = SHIFTS["ring"](img)
+    filled = fill_dark_border(ringed)
     corner = (slice(0, 8), slice(0, 8))
     assert ringed[corner].max() < 40 and filled[corner].min() >= 40  # the dark corner is filled
     centre = (slice(40, 56), slice(40, 56))
     assert np.array_equal(filled[centre], img[centre])  # the lesion is untouched
-    assert S.fill_dark_border(img) is img  # no dark border: unchanged
+    assert fill_dark_border(img) is img  # no dark border: unchanged
 
 
 def test_cli_applies_the_candidate_fix(tiny_export, synthetic_dataset, tmp_path, capsys):
