@@ -36,9 +36,10 @@ EXIT_CODES = """not a lesion, unusable:
   model's out-of-distribution guard (status "not_a_lesion": no lesion in view). Neither gets
   a benign/malignant label in the console, CSV or JSON; the summary counts them. They are
   results, not errors: they never change the exit code (a camera sees no lesion most of the
-  time). --no-guard turns both checks off. Models exported before the guard (schema 1/2,
-  such as the shipped models/) have no guard; the quality gate, which does not depend on
-  the model, still applies with its defaults for the model's input size.
+  time). --no-guard turns both checks off. Models exported before the guard (schema 1/2)
+  have no guard; the quality gate, which does not depend on the model, still applies with
+  its defaults for the model's input size. The manifest's input corrections (a dark
+  dermoscope ring filled, colour constancy) always apply; the first line names them.
 
 exit codes:
   0    every input (image or frame) got a result: a label, not_a_lesion or unusable
@@ -156,8 +157,12 @@ def _model_line(clf) -> str:
               f"guard {'on' if g else 'none in this model'}, quality gate "
               f"{'on' if clf.gate.enabled else 'off'}"
               + (" (defaults: manifest before schema 3)" if m.schema < 3 else ""))
+    fixes = [f for f, on in (("dark-border fill", m.border not in ("", "none")),
+                             (f"colour constancy {m.color_constancy}",
+                              m.color_constancy not in ("", "none"))) if on]
     return (f"Model: {clf.model_path} [{clf.backend}], input {m.input_height}x{m.input_width}, "
-            f"threshold {m.threshold:.4f}; {checks}; not a medical device")
+            f"threshold {m.threshold:.4f}; {checks}"
+            + (f"; {', '.join(fixes)}" if fixes else "") + "; not a medical device")
 
 
 def main(argv: list[str] | None = None) -> int:

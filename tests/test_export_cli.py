@@ -243,6 +243,14 @@ def test_border_fill_is_recorded_and_applied_by_the_runner(tiny_model_path, synt
     spec = clf.runtime.input  # without the border correction the tensor would differ
     assert not np.array_equal(clf.prepare(ringed),
                               to_model_input(ringed, spec.dtype, spec.scale, spec.zero_point))
+    import cv2
+
+    from edge import classify
+    f = tmp_path / "ringed.png"
+    cv2.imwrite(str(f), cv2.cvtColor(ringed, cv2.COLOR_RGB2BGR))
+    capsys.readouterr()
+    assert classify.main(["-m", str(out / "model_int8.tflite"), str(f)]) == 0
+    assert "; dark-border fill; not a medical device" in capsys.readouterr().out  # says so
     raw = Classifier(out / "model_int8.tflite", guard=False)  # gate and guard off
     p_ring = raw.predict_rgb(ringed).raw_probability
     assert p_ring is not None and p_ring == raw.predict_rgb(fill_dark_border(ringed)).raw_probability
