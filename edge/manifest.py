@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from core.metrics import apply_temperature
+
 SCHEMA_VERSION = 4  # 2: per-artifact thresholds; 3: lesion types, colour constancy, guard, quality gate; 4: border
 MANIFEST_NAME = "manifest.json"
 METADATA_KEY = "skinlesion_manifest"  # TFLite metadata name and ONNX metadata_props key
@@ -180,11 +182,9 @@ class Manifest:
 
         ``core.metrics.apply_temperature``, the function export uses to choose each file's
         threshold and to score parity, so a probability that lands exactly on the threshold
-        (a test image that duplicates the validation image that set it) gets the same label
-        here as there, to the last bit.
+        (common with int8 outputs, which take 256 values) gets the same label here as there,
+        to the last bit.
         """
-        from core.metrics import apply_temperature
-
         return float(apply_temperature(np.float64(probability), self.temperature))
 
     def label_for(self, calibrated_probability: float) -> str:

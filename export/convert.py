@@ -26,6 +26,7 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from core.helpformat import DefaultsHelp  # noqa: E402
+from edge.preprocess import BORDERS  # noqa: E402
 from export.context import ExportError  # noqa: E402
 from export.formats import FORMAT_NAMES, FORMATS, Tolerance, select_formats  # noqa: E402
 
@@ -86,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--guard-k", type=int, default=None, metavar="K",
                    help="guard: number of minor principal components (default: "
                         "export/guard.py's DEFAULT_K)")
-    p.add_argument("--border", choices=("none", "fill_dark"), default=None,
+    p.add_argument("--border", choices=BORDERS, default=None,
                    help="input correction recorded in the manifest and applied by calibration, "
                         "thresholds, parity, the guard and every runner: fill_dark fills a dark "
                         "dermoscope ring or corners (edge.preprocess.fill_dark_border); default: "
