@@ -124,7 +124,7 @@ def test_aarch64_predictions_equal_x86(emulator, tiny_export, arm_images, tmp_pa
         x86 = _native(model, arm_images, x86_doc)
         assert arm.keys() == x86.keys() and len(arm) >= 4
         worst = max(abs(arm[k] - x86[k]) for k in arm)
-        print(f"{model}: aarch64 vs x86, {len(arm)} images, max |dp| {worst:.3g} (allowed {tol})")
+        print(f"{model}: aarch64 vs x86, {len(arm)} images, max |dp| {worst:.6g} (allowed {tol})")
         assert worst <= tol, f"{model}: aarch64 differs from x86 by {worst:.3g} (> {tol})"
         x86_guard = {Path(p["source"]).name: p["guard_score"]
                      for p in json.loads(x86_doc.read_text())["predictions"]}

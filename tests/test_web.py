@@ -211,8 +211,8 @@ def assert_agree(results: list[dict], py_raw, py_guarded, threshold: float,
     page_probs = np.asarray([results[i]["probability"] for i in keep])
     py_probs = np.asarray([py_raw[i].probability for i in keep])
     diff = np.abs(page_probs - py_probs)
-    print(f"page vs Python, {len(diff)} images: max |dp| {diff.max():.4f}, "
-          f"mean {diff.mean():.5f}, exact {(diff < 1e-6).sum()}; statuses "
+    print(f"page vs Python, {len(diff)} images: max |dp| {diff.max():.6f}, "
+          f"mean {diff.mean():.6f}, exact {(diff < 1e-6).sum()}; statuses "
           f"{ {s: statuses.count(s) for s in set(statuses)} }")
     assert diff.max() <= PROB_TOL, f"largest difference {diff.max():.4f} > {PROB_TOL}"
     bad = [i for i in keep if statuses[i] == "ok" and results[i]["label"] != py_raw[i].label
