@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from core.atomic import atomic_path
+from core.digits import down
 
 
 def _best(rows: list[dict[str, Any]]) -> dict[tuple[str, int], dict[str, Any]]:
@@ -58,7 +59,7 @@ def write_chart(rows: list[dict[str, Any]], path: Path, title: str = "") -> Path
         acc = next((r["accuracy"] for (g, _), r in best.items() if g == f and r["accuracy"]),
                    None)
         top = max(r["p90_ms"] for (g, _), r in best.items() if g == f)
-        ax.annotate(f"acc {acc:.3f}" if acc is not None else "acc -", (i, top),
+        ax.annotate(f"acc {down(acc, 3)}" if acc is not None else "acc -", (i, top),
                     textcoords="offset points", xytext=(0, 6), ha="center", fontsize=8)
     ax.set_xticks(range(len(fmts)))
     ax.set_xticklabels([f"{f}\n{best[(f, threads[-1])]['runtime']}" if (f, threads[-1]) in best

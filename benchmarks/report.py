@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from core.atomic import atomic_write_text
+from core.digits import down
 
 SCHEMA = 1
 ROW_KEYS = (
@@ -85,7 +86,8 @@ def headline_table(rows: list[dict[str, Any]]) -> list[str]:
     """format, runtime, threads, p50, p90, FPS, size, accuracy, Pi 4 estimate (sorted by p50)."""
     def cells(r: dict[str, Any]) -> list[Any]:
         return [r["format"], r["runtime"], r["threads"], num(r["p50_ms"], 3),
-                num(r["p90_ms"], 3), num(r["ips"], 0), _size(r), num(r["accuracy"], 4),
+                num(r["p90_ms"], 3), num(r["ips"], 0), _size(r),
+                "-" if r["accuracy"] is None else down(r["accuracy"]),
                 num(r["pi4_est_ms"], 1)]
     ok = [r for r in sort_by_p50(rows) if r["status"] == "ok" and r["role"] != "reference"]
     return md_table(HEADLINE, map(cells, ok))

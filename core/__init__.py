@@ -2,7 +2,8 @@
 
 ``atomic`` (atomic file writes, sha256), ``helpformat`` (the argparse help formatter),
 ``versions`` (installed package versions), ``metrics`` (binary-classification metrics in plain
-numpy), plus the disclaimer every output carries and the one exception-to-one-line helper.
+numpy), ``digits`` (how reports print a score: cut, never rounded up), plus the disclaimer every
+output carries and the one exception-to-one-line helper.
 The edge runner needs this folder beside ``edge/`` (copy both to the device).
 
 Example:

@@ -26,6 +26,7 @@ import os
 os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")  # no OpenCV warning lines around ours
 
 from core.helpformat import DefaultsHelp  # noqa: E402
+from core.digits import down  # noqa: E402
 
 from edge.runner import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE  # noqa: E402
 
@@ -161,7 +162,7 @@ def _model_line(clf) -> str:
                              (f"colour constancy {m.color_constancy}",
                               m.color_constancy not in ("", "none"))) if on]
     return (f"Model: {clf.model_path} [{clf.backend}], input {m.input_height}x{m.input_width}, "
-            f"threshold {m.threshold:.4f}; {checks}"
+            f"threshold {down(m.threshold)}; {checks}"
             + (f"; {', '.join(fixes)}" if fixes else "") + "; not a medical device")
 
 

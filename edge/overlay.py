@@ -24,6 +24,7 @@ import sys
 import cv2
 import numpy as np
 
+from core.digits import down
 from edge.classifier import Prediction
 from edge.quality import MESSAGES
 
@@ -74,8 +75,8 @@ def headline(pred: Prediction, positive_label: str = "malignant") -> str:
     if pred.status == "unusable":
         return f"unusable: {MESSAGES.get(pred.reason, pred.reason)}"
     kind = f"  {pred.lesion_type}" if pred.lesion_type else ""
-    return (f"{pred.label}  p({positive_label})={pred.probability:.2f} "
-            f"(thr {pred.threshold:.2f}){kind}")
+    return (f"{pred.label}  p({positive_label})={down(pred.probability, 2)} "
+            f"(thr {down(pred.threshold, 2)}){kind}")
 
 
 def draw_overlay(rgb: np.ndarray, pred: Prediction, fps: float | None,

@@ -30,6 +30,7 @@ from typing import Any, Iterable
 
 from edge import DISCLAIMER
 from core.atomic import atomic_write_bytes
+from core.digits import down
 from edge.classifier import STATUSES, Prediction
 from edge.quality import MESSAGES
 
@@ -112,14 +113,14 @@ def prediction_line(p: Prediction, positive_label: str = "malignant") -> str:
     ``not-a-lesion  guard=0.1200 ...`` or ``unusable  (image too dark) ...`` without a label."""
     if p.status == "unusable":
         return f"{'unusable':<10} ({MESSAGES.get(p.reason, p.reason)})  {p.ms:6.1f} ms  {p.source}"
-    guard = "" if p.guard_score is None else f"  guard={p.guard_score:.2f}"
+    guard = "" if p.guard_score is None else f"  guard={down(p.guard_score, 2)}"
     if not p.ok:
         return (f"{SHOWN.get(p.status, p.status):<10} guard="
-                f"{'n/a' if p.guard_score is None else format(p.guard_score, '.4f')}  "
+                f"{'n/a' if p.guard_score is None else down(p.guard_score)}  "
                 f"{p.ms:6.1f} ms  {p.source}")
-    kind = f"  type={p.lesion_type} ({p.type_probability:.2f})" if p.lesion_type else ""
-    return (f"{p.label:<10} p({positive_label})={p.probability:.4f}  "
-            f"threshold={p.threshold:.4f}{kind}{guard}  {p.ms:6.1f} ms  {p.source}")
+    kind = f"  type={p.lesion_type} ({down(p.type_probability, 2)})" if p.lesion_type else ""
+    return (f"{p.label:<10} p({positive_label})={down(p.probability)}  "
+            f"threshold={down(p.threshold)}{kind}{guard}  {p.ms:6.1f} ms  {p.source}")
 
 
 def summary_lines(s: Summary, info: RunInfo, unit: str = "images") -> list[str]:
@@ -129,7 +130,7 @@ def summary_lines(s: Summary, info: RunInfo, unit: str = "images") -> list[str]:
     lines = [f"Summary: {s.classified} {unit} classified ({counts}), {s.bad} bad; latency {lat}"
              + (f"; {s.per_s:.1f} {unit}/s" if s.per_s else "") + f" [{info.backend}]",
              f"Model: {info.model} ({info.input_size[0]}x{info.input_size[1]}, threshold "
-             f"{info.threshold:.4f} on p({info.positive_label}))",
+             f"{down(info.threshold)} on p({info.positive_label}))",
              f"Trained on: {info.trained_on}",
              info.disclaimer]
     if s.statuses.get("not_a_lesion") or s.statuses.get("unusable"):

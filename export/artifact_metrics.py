@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from core import metrics as M
+from core.digits import down
 
 NAMES = {"accuracy": "Accuracy", "sensitivity": "Sensitivity", "specificity": "Specificity",
          "precision": "Precision", "f1": "F1", "balanced_accuracy": "Balanced accuracy",
@@ -40,5 +41,5 @@ def artifact_metrics(model: Path, data_dir: Path, n_boot: int = 1000) -> dict:
 def ci_rows(m: dict, keys=tuple(NAMES)) -> list[str]:
     """Markdown rows ``| metric | value | lo-hi |`` for ``keys`` of a metrics dict with ``ci95``;
     four decimals, so a reader never meets a value rounded up past what was measured at three."""
-    return [f"| {NAMES[k]} | {m[k]:.4f} | {m['ci95'][k][0]:.4f}-{m['ci95'][k][1]:.4f} |"
+    return [f"| {NAMES[k]} | {down(m[k])} | {down(m['ci95'][k][0])}-{down(m['ci95'][k][1])} |"
             for k in keys]

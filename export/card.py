@@ -12,11 +12,13 @@ Example:
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from core import DISCLAIMER
+from core.digits import down, pct
 from edge.manifest import Manifest
 from export.artifact_metrics import ci_rows
 from export.targets import BAR, PUBLIC_BEST, SOURCE
@@ -58,7 +60,7 @@ def _describe(cfg: dict, summ: dict) -> str:
     extra = f", distilled from `{cfg['teacher']}` (weight {cfg['distill_weight']:g})" if cfg.get(
         "teacher") else ""
     return (f"{name} at {cfg['image_size']}x{cfg['image_size']}, {summ.get('params', 0):,} parameters, "
-            f"best validation AUC {summ.get('best_val_auc', float('nan')):.4f}; trained with "
+            f"best validation AUC {down(summ.get('best_val_auc', float('nan')))}; trained with "
             f"`python train/train.py` ({_phases(cfg)}, batch {cfg['batch_size']}, class weights "
             f"{'on' if cfg['class_weight'] else 'off'}, flip/rotation/zoom/brightness/contrast "
             f"augmentation, seed {cfg['seed']}{extra}) in {summ.get('train_seconds', 0) / 60:.1f} min")
@@ -86,7 +88,7 @@ def _describe_typed(cfg: dict, met: dict) -> str:
                 f"cut at `{b.get('cut', '?')}`, {cfg.get('views', '?')} cached augmented views, "
                 f"{cfg.get('head_epochs', '?')} head and {cfg.get('top_epochs', '?')} top-block epochs "
                 "(`python train/train_typed.py`)")
-    return f"{what}; mean per-source validation AUC {score:.4f}"
+    return f"{what}; mean per-source validation AUC {down(score)}"
 
 
 def _typed_lines(cfg: dict, met: dict, io: str) -> list[str]:
@@ -144,13 +146,13 @@ def _model_lines(cfg: dict, summ: dict, man: Manifest, met: dict | None = None) 
 
 def _pct(v) -> str:
     """A share as a percentage; '-' for a report written before the value existed."""
-    return "-" if v is None else f"{v:.2%}"
+    return "-" if v is None else pct(v)
 
 
 def _bar(int8: dict, keras_acc: float) -> list[str]:
     """The project's bar (``export/targets.py``) against the shipped int8 model."""
     return ["| criterion | shipped int8 | bar | met |", "|---|---|---|---|"] + [
-        f"| {c.name} | {c.value(int8, keras_acc):.4f} | >= {c.minimum:g} | "
+        f"| {c.name} | {down(c.value(int8, keras_acc))} | >= {c.minimum:g} | "
         f"{'yes' if c.met(int8, keras_acc) else '**no**'} |" for c in BAR]
 
 
@@ -219,17 +221,17 @@ def _data(c: CardInputs) -> list[str]:
 def _threshold(c: CardInputs) -> list[str]:
     man, ship, cal = c.man, c.ship, c.met["calibration"]
     own = ([f"- The float Keras model's threshold, by the same rule on its own validation "
-            f"outputs, is {man.threshold:.4f}: int8 rounding moves the probabilities a little, so "
+            f"outputs, is {down(man.threshold)}: int8 rounding moves the probabilities a little, so "
             "each exported file gets its own (`export/threshold.py`)."]
            if ship.threshold != man.threshold else [])
     return [
         "## Operating threshold and calibration",
-        f"- Threshold **{ship.threshold:.4f}** on the temperature-scaled probability: "
+        f"- Threshold **{down(ship.threshold)}** on the temperature-scaled probability: "
         f"{ship.threshold_rule}. Missing a melanoma costs more than a false alarm, so the "
         "threshold favours sensitivity.", *own,
-        f"- Temperature T = {man.temperature:.3f}, fitted on validation. Test ECE (10 bins, float "
-        f"model): {cal['ece_raw']:.4f} raw, {cal['ece_calibrated']:.4f} scaled; shipped int8 "
-        f"model, scaled: {c.int8['ece']:.4f}.", ""]
+        f"- Temperature T = {down(man.temperature, 3)}, fitted on validation. Test ECE (10 bins, float "
+        f"model): {down(cal['ece_raw'])} raw, {down(cal['ece_calibrated'])} scaled; shipped int8 "
+        f"model, scaled: {down(c.int8['ece'])}.", ""]
 
 
 def _metrics(c: CardInputs) -> list[str]:
@@ -250,7 +252,7 @@ def _metrics(c: CardInputs) -> list[str]:
         f"({PUBLIC_BEST[0]}). What was tried and what limits it is in docs/experiments.md: every "
         f"run trained on 2 CPU cores within a few hours; the validation split is "
         f"{c.met['n_val']} images, so model selection is noisy (even on {c.met['n_test']} test "
-        f"images the float model's AUC CI is {lo:.3f}-{hi:.3f}) and a threshold set exactly at the target "
+        f"images the float model's AUC CI is {down(lo, 3)}-{down(hi, 3)}) and a threshold set exactly at the target "
         "on validation has no margin for sampling noise: for the first models it landed below "
         "the target on test (docs/experiments.md), hence the lower-bound rule above.", ""]
 
@@ -268,8 +270,8 @@ def _unseen(c: CardInputs) -> list[str]:
         f"The {u['n']} images of `{u['folder']}` (HAM10000: seven lesion types, four Vienna and "
         "Queensland acquisition groups; without the twins of training images), through the "
         "edge runner at the shipped threshold "
-        f"{c.ship.threshold:.4f}: ROC AUC {o['roc_auc']:.4f}, sensitivity {o['sensitivity']:.4f}, "
-        f"specificity {o['specificity']:.4f}. Each acquisition group stands in for another "
+        f"{down(c.ship.threshold)}: ROC AUC {down(o['roc_auc'])}, sensitivity {down(o['sensitivity'])}, "
+        f"specificity {down(o['specificity'])}. Each acquisition group stands in for another "
         "clinic's dermoscope (a group with one or two malignant images says little):", "",
         table(u["per_group"], ("n", "n_malignant", "roc_auc", "sensitivity", "specificity")),
         "Per lesion type, the share called malignant (a benign type's false-positive rate, "
@@ -292,13 +294,13 @@ def _sources(c: CardInputs) -> list[str]:
              "not the type." for name, by_label in v.get("types_without_dx", {}).items()]
     lines = [
         "## Per source and lesion type (validation images, shipped int8 file)", "",
-        f"Through the edge runner at the shipped threshold {c.ship.threshold:.4f} "
+        f"Through the edge runner at the shipped threshold {down(c.ship.threshold)} "
         "(`python export/evaluate_sources.py`); no run in the model trained on these images:", "",
         table(v["per_source"], ("n", "n_malignant", "roc_auc", "sensitivity", "specificity")),
         "Per lesion type, the share called malignant (a benign type's false-positive rate, a "
         "malignant type's sensitivity) and how often the most likely type is the right one:", "",
         table(v["per_type"], ("n", "malignant", "called_malignant", "type_accuracy")),
-        *([f"Melanoma vs. nevus ROC AUC: {mvn:.4f}.", ""] if mvn is not None else []),
+        *([f"Melanoma vs. nevus ROC AUC: {down(mvn)}.", ""] if mvn is not None else []),
         *(line for t in no_dx for line in (t, ""))]
     for name in v.get("at_sensitivity_0.90", {}):
         if v["per_type"] and name != Path(c.cfg["data_sources"][0]).name:
@@ -318,9 +320,9 @@ def _loso(c: CardInputs) -> list[str]:
     def cell(r: dict | None) -> str:
         if not r or "auc_held_out" not in r:
             return "-"
-        val = (f" (validation {r['auc_val_held_out']:.4f} held out / {r['auc_val_seen']:.4f} seen)"
+        val = (f" (validation {down(r['auc_val_held_out'])} held out / {down(r['auc_val_seen'])} seen)"
                if "auc_val_seen" in r else "")
-        return f"{r['auc_held_out']:.4f}{val}"
+        return f"{down(r['auc_held_out'])}{val}"
 
     rows = [f"| {label} | " + " | ".join(cell(res.get(g)) for g in groups) + " |"
             for label, res in c.loso.items()]
@@ -357,17 +359,18 @@ def _own_point(u: dict) -> list[str]:
     o = u.get("at_sensitivity_0.90", {}).get(u["folder"])
     if not o:
         return []
-    types = ", ".join(f"{t} {v:.2%}" for t, v in o["called_malignant"].items())
+    types = ", ".join(f"{t} {pct(v)}" for t, v in o["called_malignant"].items())
     return [f"Diagnostic only, not how the runner decides: a threshold set on these images for "
-            f"sensitivity 0.90 ({o['threshold']:.4f}) would give specificity "
-            f"{o['specificity']:.4f} and call malignant: {types}.", ""]
+            f"sensitivity 0.90 ({down(o['threshold'])}) would give specificity "
+            f"{down(o['specificity'])} and call malignant: {types}.", ""]
 
 
 def _guard(c: CardInputs) -> list[str]:
     """The quality gate and the not-a-lesion guard the shipped files carry (from the manifest)."""
     from export.report import guard_markdown
 
-    lines = guard_markdown([], c.man)
+    g = c.man.guard
+    lines = guard_markdown(dataclasses.asdict(g) if g else None, dataclasses.asdict(c.man.quality))
     if not lines:
         return []
     return [("## Input checks: " + ln[3:]) if ln.startswith("## ") else ln for ln in lines] + [
@@ -394,12 +397,12 @@ def _quantization(c: CardInputs) -> list[str]:
     for r in exp["rows"]:
         p = r.get("parity") or {}
         if p:
-            L.append(f"| {r['format']} | {r['bytes'] / 1e6:.2f} MB | {p['threshold']:.4f} | "
-                     f"{p['accuracy']:.4f} | {p['roc_auc']:.4f} | {p['sensitivity']:.4f} | "
-                     f"{p['specificity']:.4f} | {p['agreement']:.2%} | "
+            L.append(f"| {r['format']} | {r['bytes'] / 1e6:.2f} MB | {down(p['threshold'])} | "
+                     f"{down(p['accuracy'])} | {down(p['roc_auc'])} | {down(p['sensitivity'])} | "
+                     f"{down(p['specificity'])} | {pct(p['agreement'])} | "
                      f"{_pct(p.get('decision_agreement'))} | {p['max_abs_diff']:.3g} | "
                      f"{r['status']} |")
-    return L + [f"\nKeras float accuracy on the same images: {exp['keras_accuracy']:.4f}.", ""]
+    return L + [f"\nKeras float accuracy on the same images: {down(exp['keras_accuracy'])}.", ""]
 
 
 def _pi4_note(bench: dict) -> str:

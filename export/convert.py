@@ -173,7 +173,7 @@ def run(args, argv: list[str] | None = None) -> int:
                            report_extra=_how_made(argv, cal),
                            log=lambda m: print(m, file=sys.stderr if "warning" in m else sys.stdout))
     print()
-    print(format_table(results))
+    print(format_table([r.to_row() for r in results]))
     print(f"\nReport: {out / REPORT_MD}; manifest: {out / 'manifest.json'}")
     failed = [r for r in results if not r.passed]
     for r in failed:

@@ -19,6 +19,7 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 
 from core import DISCLAIMER  # noqa: E402
 from core.atomic import atomic_write_text  # noqa: E402
+from core.digits import down  # noqa: E402
 from export.artifact_metrics import artifact_metrics, ci_rows  # noqa: E402
 from train.data import DatasetNotFound, resolve_data_dir  # noqa: E402
 
@@ -41,9 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     except (DatasetNotFound, ManifestError, ModelLoadError, RuntimeMissing) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(f"{args.model} on {m['n']} leak-free test images, threshold {m['threshold']:.4f}:")
+    print(f"{args.model} on {m['n']} leak-free test images, threshold {down(m['threshold'])}:")
     print("| metric | value | 95% CI |\n|---|---|---|\n" + "\n".join(ci_rows(m)))
-    print(f"Confusion: TP {m['tp']}, FN {m['fn']}, TN {m['tn']}, FP {m['fp']}; ECE {m['ece']:.4f}")
+    print(f"Confusion: TP {m['tp']}, FN {m['fn']}, TN {m['tn']}, FP {m['fp']}; ECE {down(m['ece'])}")
     print(DISCLAIMER)
     if args.json:
         atomic_write_text(args.json, json.dumps(m, indent=2))

@@ -19,6 +19,8 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 import argparse  # noqa: E402
 import json  # noqa: E402
 
+from core.digits import down, pct  # noqa: E402
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python export/evaluate_sources.py",
@@ -57,10 +59,10 @@ def main(argv: list[str] | None = None) -> int:
     except (DatasetNotFound, ManifestError, ModelLoadError, RuntimeMissing, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(f"{args.model}, threshold {rep['threshold']:.4f}")
+    print(f"{args.model}, threshold {down(rep['threshold'])}")
     for split in ("val", "test"):
         r = rep[split]
-        print(f"\n{split}: n={r['n']}, ROC AUC {r['overall']['roc_auc']:.4f}, "
+        print(f"\n{split}: n={r['n']}, ROC AUC {down(r['overall']['roc_auc'])}, "
               f"melanoma vs nevus AUC {r['mel_vs_nv_auc']}")
         print(table(r["per_source"], ("n", "n_malignant", "roc_auc", "sensitivity", "specificity")))
         if r["per_type"]:
@@ -68,9 +70,9 @@ def main(argv: list[str] | None = None) -> int:
         for src, by_label in r.get("types_without_dx", {}).items():
             print(types_line(src, by_label))
         for src, o in r.get("at_sensitivity_0.90", {}).items():  # a diagnostic, not the rule
-            types = ", ".join(f"{t} {v:.2%}" for t, v in o["called_malignant"].items())
+            types = ", ".join(f"{t} {pct(v)}" for t, v in o["called_malignant"].items())
             print(f"if {src} alone set the threshold for sensitivity 0.90: threshold "
-                  f"{o['threshold']:.4f}, specificity {o['specificity']:.4f}"
+                  f"{down(o['threshold'])}, specificity {down(o['specificity'])}"
                   + (f"; called malignant: {types}" if types else ""))
     print("Research and education tool, not a medical device.")
     if args.json:

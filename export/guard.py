@@ -43,6 +43,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from core.digits import down, pct
+
 METHOD = "gaussian-minor-l1"
 CLIP = 6.0
 PASS_RATE = 0.99  # share of validation lesion images the operating point keeps
@@ -100,12 +102,12 @@ class GuardFit:
 
     def describe(self) -> str:
         both = (f" and its projection on a lesion-vs-generated-non-lesion discriminant "
-                f"(shrunk LDA, {self.n_negative} generated images) <= {self.l_tau:.3f}"
+                f"(shrunk LDA, {self.n_negative} generated images) <= {down(self.l_tau, 3)}"
                 if self.direction is not None else "")
         return (f"pass when score >= 0.5, i.e. the clipped L1 distance of the whitened "
-                f"penultimate features (k={self.k} minor components) <= {self.tau:.3f}{both}; "
-                f"chosen so that {self.val_pass:.2%} of {self.n_val} validation images pass "
-                f"(target >= {PASS_RATE:.0%})")
+                f"penultimate features (k={self.k} minor components) <= {down(self.tau, 3)}{both}; "
+                f"chosen so that {pct(self.val_pass)} of {self.n_val} validation images pass "
+                f"(target >= {pct(PASS_RATE, 0)})")
 
 
 def ledoit_wolf(x: np.ndarray) -> np.ndarray:

@@ -24,6 +24,8 @@ import json
 
 import numpy as np
 
+from core.digits import pct
+
 # photos looked at while choosing the guard's method and k (with sklearn's china/flower)
 TUNE_PHOTOS = ("brick", "grass", "gravel", "coins", "moon", "horse")
 # photos only checked with (tests/fixtures_guard.py CHECK_PHOTOS plus two fundus images)
@@ -103,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         row = {f"pass: {k}": rates(clf, v, True) for k, v in lesions.items()}
         row.update({f"flagged: {k}": rates(clf, v, False) for k, v in others.items()})
         result[fmt.name] = row
-        print(fmt.name + ": " + "; ".join(f"{k} {v['rate']:.2%} of {v['n']}"
+        print(fmt.name + ": " + "; ".join(f"{k} {pct(v['rate'])} of {v['n']}"
                                          for k, v in row.items()))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))

@@ -27,6 +27,7 @@ from edge.manifest import Guard, Manifest
 from edge.preprocess import fit_to_input
 from export import guard as G
 from export.nonlesions import generate
+from core.digits import pct
 
 NEGATIVE_SEED = 0  # generated non-lesions the guard's discriminant is fitted on
 NONLESION_SEED = 1  # the export's own non-lesion test set; tests and guard_eval use others
@@ -121,8 +122,8 @@ def attach_guard(model, manifest: Manifest, data: GuardData,
     check = np.asarray(guarded.predict(data.val[:16].astype(np.float32), verbose=0))
     if not np.allclose(check[:, -1], fit.score(f_va[:16]), atol=1e-3):
         raise RuntimeError("the in-graph guard score differs from the fitted one")
-    log(f"Guard: {manifest.guard.method}, k={fit.k}; validation pass {stats['val_pass']['all']:.2%}"
-        + (f", non-lesion reject {stats['nonlesion_reject']['all']:.2%}"
+    log(f"Guard: {manifest.guard.method}, k={fit.k}; validation pass {pct(stats['val_pass']['all'])}"
+        + (f", non-lesion reject {pct(stats['nonlesion_reject']['all'])}"
            if "nonlesion_reject" in stats else ""))
     return guarded
 

@@ -31,6 +31,7 @@ from edge.manifest import Manifest
 from export.formats import Format, Tolerance
 from export.guard_export import MIN_GUARD_AGREEMENT, guard_agreement
 from core.metrics import apply_temperature, binary_metrics
+from core.digits import down, pct
 
 
 @dataclass
@@ -131,16 +132,16 @@ def _failures(r: ParityResult, tol: Tolerance) -> list[str]:
     if r.n == 0:
         return ["no test images to compare on"]
     if not math.isnan(r.guard_agreement) and r.guard_agreement < r.guard_min_agreement:
-        out.append(f"guard decision agreement {r.guard_agreement:.2%} < "
-                   f"{r.guard_min_agreement:.0%} (test and non-lesion images)")
+        out.append(f"guard decision agreement {pct(r.guard_agreement)} < "
+                   f"{pct(r.guard_min_agreement, 0)} (test and non-lesion images)")
     if tol.max_prob_diff is not None and r.max_abs_diff > tol.max_prob_diff:
         out.append(f"max |p - p_keras| {r.max_abs_diff:.2e} > {tol.max_prob_diff:.0e}")
     if r.agreement < tol.min_agreement:
-        out.append(f"label agreement {r.agreement:.2%} < {tol.min_agreement:.0%} at the Keras "
+        out.append(f"label agreement {pct(r.agreement)} < {pct(tol.min_agreement, 0)} at the Keras "
                    f"threshold ({round((1 - r.agreement) * r.n)} of {r.n} images differ)")
     drop = r.keras_accuracy - r.accuracy
     if drop > tol.max_accuracy_drop + 1e-9:
-        out.append(f"accuracy {r.accuracy:.4f} vs Keras {r.keras_accuracy:.4f} "
+        out.append(f"accuracy {down(r.accuracy)} vs Keras {down(r.keras_accuracy)} "
                    f"(drop {drop * 100:.1f} points > {tol.max_accuracy_drop * 100:.1f})")
     return out
 

@@ -30,6 +30,7 @@ import numpy as np
 
 from core.versions import package_versions as _package_versions
 from core.atomic import atomic_write_bytes, sha256_file
+from core.digits import down, pct
 from edge.manifest import (MANIFEST_NAME, ArtifactInfo, Manifest, QualityGate, QuantParams,
                            read_embedded)
 from edge.quality import gate_for_size
@@ -174,7 +175,7 @@ def _check_keras_threshold(model, manifest: Manifest, rule: OperatingRule,
     k = choose(rule.labels, keras_probabilities(model, rule.images), manifest.temperature, rule)
     if abs(k.threshold - manifest.threshold) > 1e-5:
         log(f"warning: on these {len(rule.labels)} validation images the Keras model's threshold "
-            f"would be {k.threshold:.4f}, not the run's {manifest.threshold:.4f}: the images or "
+            f"would be {down(k.threshold)}, not the run's {down(manifest.threshold)}: the images or "
             "the rule differ from train/evaluate.py's; re-run it, or pass --keras-threshold")
 
 
@@ -224,9 +225,9 @@ def _export_one(ctx: ExportContext, fmt: Format, staging: Path, manifest: Manife
         manifest.artifacts.pop(fmt.name, None)
     o = res.operating if res.ok else None
     log(f"  {fmt.name:<15} {'exported' if res.ok else 'FAILED: ' + res.error}"
-        f" ({res.seconds:.1f} s)" + (f"; threshold {o.threshold:.4f} (validation sensitivity "
-                                     f"{o.val_sensitivity:.3f}, specificity "
-                                     f"{o.val_specificity:.3f})" if o else ""))
+        f" ({res.seconds:.1f} s)" + (f"; threshold {down(o.threshold)} (validation sensitivity "
+                                     f"{down(o.val_sensitivity, 3)}, specificity "
+                                     f"{down(o.val_specificity, 3)})" if o else ""))
     return res
 
 
@@ -288,10 +289,10 @@ def _parity(model, results: list[FormatResult], manifest: Manifest, images: np.n
         p = res.parity
         if not p.ok:
             res.error = "outside tolerance: " + "; ".join(p.failures)
-        log(f"  {res.name:<15} {'ok' if p.ok else 'FAILED'}: agreement {p.agreement:.2%} "
-            f"({p.decision_agreement:.2%} at its own threshold), "
-            f"accuracy {p.accuracy:.4f} (Keras {p.keras_accuracy:.4f}), "
+        log(f"  {res.name:<15} {'ok' if p.ok else 'FAILED'}: agreement {pct(p.agreement)} "
+            f"({pct(p.decision_agreement)} at its own threshold), "
+            f"accuracy {down(p.accuracy)} (Keras {down(p.keras_accuracy)}), "
             f"max |dp| {p.max_abs_diff:.1e}"
-            + (f"; guard agreement {p.guard_agreement:.2%}, test pass {p.guard_test_pass:.2%}"
-               f", non-lesion reject {p.guard_nonlesion_reject:.2%}"
+            + (f"; guard agreement {pct(p.guard_agreement)}, test pass {pct(p.guard_test_pass)}"
+               f", non-lesion reject {pct(p.guard_nonlesion_reject)}"
                if manifest.guard is not None else ""))

@@ -26,6 +26,7 @@ import dataclasses
 
 import numpy as np
 
+from core.digits import pct
 from edge.quality import DEFAULT_GATE, MIN_SHARPNESS, SIZES, gate_for_size, measure, verdict  # noqa: F401
 
 def lesion_files(folders: list[Path]) -> list[Path]:
@@ -66,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         passed = np.mean([not f for f in fails])
         print(f"size {size}: min_sharpness {floor} (table {MIN_SHARPNESS.get(size)}); "
               f"brightness {v[:, 1].min():.1f}..{v[:, 1].max():.1f}, max flat "
-              f"{v[:, 2].max():.3f}; {passed:.2%} pass the gate "
+              f"{v[:, 2].max():.3f}; {pct(passed)} pass the gate "
               f"({', '.join(f'{r} {fails.count(r)}' for r in sorted(set(fails) - {''}))})")
     return 0
 

@@ -16,6 +16,8 @@ from typing import Callable
 import cv2
 import numpy as np
 
+from core.digits import down
+
 
 def _gain(r: float, g: float, b: float) -> Callable[[np.ndarray], np.ndarray]:
     k = np.array([r, g, b], np.float32)
@@ -101,7 +103,7 @@ def table(rows: list[ShiftRow]) -> str:
     def cell(v, b) -> str:
         if v is None:
             return "-"
-        return f"{v:.4f}" if b is None or v is b else f"{v:.4f} ({v - b:+.4f})"
+        return down(v) if b is None or v is b else f"{down(v)} ({down(v - b, sign=True)})"
 
     out = ["| shift | source | n | ROC AUC | sensitivity | specificity |", "|---|---|---|---|---|---|"]
     for r in rows:

@@ -33,6 +33,7 @@ import time
 import numpy as np
 
 from edge.preprocess import COLOR_CONSTANCY
+from core.digits import down
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 SPLITS = ("train", "val", "test")
@@ -114,7 +115,7 @@ def probe_member(name: str, feats: dict, g: dict, folds: int, loso: bool = False
         info["loso"] = leave_group_out(feats, g, malignant, c)
         info["loso_s"] = round(time.time() - t, 1)
         print("  leave-one-group-out AUC: " + ", ".join(
-            f"{k} {v.get('auc_held_out', float('nan')):.4f}" for k, v in info["loso"].items()), flush=True)
+            f"{k} {down(v.get('auc_held_out', float('nan')))}" for k, v in info["loso"].items()), flush=True)
     return Member(f"probe:{name}", oof, pv, pt, info)
 
 
@@ -282,11 +283,11 @@ def summary_table(res: dict) -> str:
     rows = ["| member | val score | val AUC per source | test AUC (95% CI) | test acc @thr | test sens / spec |",
             "|---|---|---|---|---|---|"]
     for name, m in res["members"].items():
-        per = ", ".join(f"{s.split('/')[-1]} {r['roc_auc']:.4f}" for s, r in m["val"]["per_source"].items()
+        per = ", ".join(f"{s.split('/')[-1]} {down(r['roc_auc'])}" for s, r in m["val"]["per_source"].items()
                         if "roc_auc" in r)
         o, ci = m["test"]["overall"], m["test"]["roc_auc_ci"]
-        rows.append(f"| {name} | {m['val_score']:.4f} | {per} | {o['roc_auc']:.4f} ({ci[0]:.3f}-{ci[1]:.3f}) "
-                    f"| {o['accuracy']:.4f} | {o['sensitivity']:.4f} / {o['specificity']:.4f} |")
+        rows.append(f"| {name} | {down(m['val_score'])} | {per} | {down(o['roc_auc'])} ({down(ci[0], 3)}-{down(ci[1], 3)}) "
+                    f"| {down(o['accuracy'])} | {down(o['sensitivity'])} / {down(o['specificity'])} |")
     return "\n".join(rows)
 
 

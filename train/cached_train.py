@@ -19,6 +19,7 @@ import numpy as np
 
 from train.source_eval import per_source
 from train.typed_head import MALIGNANT_MASK, head_layers, partial_label_loss
+from core.digits import down
 
 
 def per_source_auc(y: np.ndarray, p: np.ndarray, sources: list[str]) -> dict[str, float]:
@@ -105,7 +106,7 @@ def train_top(top, head, acts, masks, weights, val_acts, val, epochs: int = 8,
         score, aucs = _score(y_val, probs, src_val)
         result.history.append({"phase": "top", "epoch": ep, "loss": h.history["loss"][0],
                                "val_mean_auc": score, **{f"val_auc_{s}": a for s, a in aucs.items()}})
-        print(f"  top epoch {ep}: loss {h.history['loss'][0]:.4f} val mean AUC {score:.4f} {aucs}",
+        print(f"  top epoch {ep}: loss {down(h.history['loss'][0])} val mean AUC {down(score)} {aucs}",
               flush=True)
         if score > result.best_score:
             result.best_score, result.best_epoch, best = score, 1000 + ep, model.get_weights()

@@ -28,6 +28,8 @@ import os  # noqa: E402
 
 import numpy as np  # noqa: E402
 
+from core.digits import down  # noqa: E402
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
@@ -247,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
                "weight_binary": w, "weight_grid": rows}
     m = write_run(args.out, mix_runs(models, weights), g, size, cc, cfg, int(tcfg["seed"]),
                   float(tcfg["val_fraction"]))
-    print(f"val mean per-source AUC {m['val_mean_source_auc']:.4f}; report: {RunDir(args.out).report_md}")
+    print(f"val mean per-source AUC {down(m['val_mean_source_auc'])}; report: {RunDir(args.out).report_md}")
     print(f"next: python export/convert.py --run {args.out} --formats tflite_int8,onnx_int8")
     return 0
 

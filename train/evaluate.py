@@ -16,6 +16,7 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from core import DISCLAIMER, first_line  # noqa: E402
+from core.digits import down  # noqa: E402
 from train.data import DatasetNotFound  # noqa: E402
 from train.run import RunDir  # noqa: E402
 
@@ -73,8 +74,8 @@ def main(argv: list[str] | None = None) -> int:
 
     m = ev.metrics
     print(metrics_table(m))
-    print(f"\nthreshold {m['threshold']:.4f} ({m['threshold_rule']}); "
-          f"ECE {m['calibration']['ece_raw']:.4f} -> {m['calibration']['ece_calibrated']:.4f}")
+    print(f"\nthreshold {down(m['threshold'])} ({m['threshold_rule']}); "
+          f"ECE {down(m['calibration']['ece_raw'])} -> {down(m['calibration']['ece_calibrated'])}")
     print(DISCLAIMER)
     print(f"wrote {report} and {RunDir(report.parent).metrics_json}")
     print(f"next: python export/convert.py --run {run}")

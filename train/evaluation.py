@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from core import metrics as M
+from core.digits import down
 from train.data import (CLASSES, list_samples, load_arrays, readable, resolve_data_dir,
                         split_train_val)
 from train.run import RunDir
@@ -85,7 +86,7 @@ def evaluate_run(run_dir: str | Path, data: str | None = None, target_sensitivit
     threshold = M.threshold_for_sensitivity(val.y, val_cal, target_sensitivity,
                                             threshold_confidence)
     rule = (f"{M.describe_threshold_rule(target_sensitivity, threshold_confidence)} "
-            f"(on temperature-scaled probability, T={temperature:.3f})")
+            f"(on temperature-scaled probability, T={down(temperature, 3)})")
     td, yd = test_cal[keep], test.y[keep]
     metrics = {
         "run_id": cfg.run_id, "model": cfg.model, "image_size": size, "data": str(data_dir),

@@ -16,6 +16,7 @@ import numpy as np  # noqa: E402
 
 from core.atomic import atomic_path  # noqa: E402
 from core import metrics as M  # noqa: E402
+from core.digits import down  # noqa: E402
 
 
 def _save(fig, path: Path) -> Path:
@@ -42,11 +43,11 @@ def plot_history(history_csv: Path, out: Path) -> Path:
 def plot_roc(y, p, out: Path, threshold: float | None = None) -> Path:
     fpr, tpr, thr = M.roc_curve(y, p)
     fig, ax = plt.subplots(figsize=(4.5, 4.5))
-    ax.plot(fpr, tpr, label=f"AUC {M.roc_auc(y, p):.3f}")
+    ax.plot(fpr, tpr, label=f"AUC {down(M.roc_auc(y, p), 3)}")
     ax.plot([0, 1], [0, 1], ":", color="grey")
     if threshold is not None:
         m = M.binary_metrics(y, p, threshold)
-        ax.plot(1 - m["specificity"], m["sensitivity"], "o", label=f"threshold {threshold:.3f}")
+        ax.plot(1 - m["specificity"], m["sensitivity"], "o", label=f"threshold {down(threshold, 3)}")
     ax.set_xlabel("1 - specificity"), ax.set_ylabel("sensitivity"), ax.set_title("ROC")
     ax.legend(loc="lower right")
     return _save(fig, out)
@@ -55,7 +56,7 @@ def plot_roc(y, p, out: Path, threshold: float | None = None) -> Path:
 def plot_pr(y, p, out: Path) -> Path:
     prec, rec, _ = M.pr_curve(y, p)
     fig, ax = plt.subplots(figsize=(4.5, 4.5))
-    ax.step(rec, prec, where="post", label=f"AP {M.average_precision(y, p):.3f}")
+    ax.step(rec, prec, where="post", label=f"AP {down(M.average_precision(y, p), 3)}")
     ax.axhline(np.mean(y), ls=":", color="grey", label="prevalence")
     ax.set_xlabel("recall (sensitivity)"), ax.set_ylabel("precision"), ax.set_title("Precision-recall")
     ax.legend(loc="lower left")
@@ -73,7 +74,7 @@ def plot_confusion(y, p, threshold: float, labels, out: Path) -> Path:
                     color="white" if mat[i, j] > mat.max() / 2 else "black", fontsize=13)
     ax.set_xticks([0, 1], [f"pred {labels[0]}", f"pred {labels[1]}"])
     ax.set_yticks([0, 1], [f"true {labels[0]}", f"true {labels[1]}"])
-    ax.set_title(f"Confusion matrix @ {threshold:.3f}")
+    ax.set_title(f"Confusion matrix @ {down(threshold, 3)}")
     return _save(fig, out)
 
 
@@ -84,7 +85,7 @@ def plot_reliability(y, p_raw, p_cal, out: Path, bins: int = 10) -> Path:
         _, obs, conf, cnt = M.reliability_bins(y, p, bins)
         ok = cnt > 0
         ax.plot(conf[ok], obs[ok], "o-",
-                label=f"{name} (ECE {M.expected_calibration_error(y, p, bins):.3f})")
+                label=f"{name} (ECE {down(M.expected_calibration_error(y, p, bins), 3)})")
     ax.set_xlabel("predicted P(malignant)"), ax.set_ylabel("observed fraction malignant")
     ax.set_title("Reliability"), ax.legend(loc="upper left")
     return _save(fig, out)

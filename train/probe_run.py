@@ -29,6 +29,7 @@ import time  # noqa: E402
 import numpy as np  # noqa: E402
 
 from edge.preprocess import COLOR_CONSTANCY  # noqa: E402
+from core.digits import down  # noqa: E402
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -165,9 +166,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     run = RunDir(args.out)
     run.write_json(run.metrics_json, m)
-    per = ", ".join(f"{Path(s).name} {r['roc_auc']:.4f}" for s, r in m["val_report"]["per_source"].items()
+    per = ", ".join(f"{Path(s).name} {down(r['roc_auc'])}" for s, r in m["val_report"]["per_source"].items()
                     if "roc_auc" in r)
-    print(f"validation AUC per source: {per} (mean {m['val_mean_source_auc']:.4f}); "
+    print(f"validation AUC per source: {per} (mean {down(m['val_mean_source_auc'])}); "
           f"report: {run.report_md}")
     print(f"next: python train/combine_typed.py --binary RUN --typed {args.out} --out RUN2")
     return 0

@@ -23,6 +23,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from core.atomic import atomic_write_text  # noqa: E402
 from core.helpformat import DefaultsHelp  # noqa: E402
+from core.digits import down  # noqa: E402
 from train.ensemble_runs import EnsembleError, rank, validation_predictions  # noqa: E402
 
 
@@ -51,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
           f"({int(y.sum())} malignant); * = within {args.band} of the best validation AUC")
     print("| | val AUC | val specificity | parameters | runs |\n|---|---|---|---|---|")
     for m in mixes:
-        print(f"| {'*' if m.in_band else ''} | {m.val_auc:.4f} | {m.val_specificity:.3f} | "
+        print(f"| {'*' if m.in_band else ''} | {down(m.val_auc)} | {down(m.val_specificity, 3)} | "
               f"{m.params:,} | {' + '.join(m.runs)} |")
     print("Validation only; choose the cheapest marked mix, then build it with train/ensemble.py.")
     return 0

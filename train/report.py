@@ -11,6 +11,7 @@ import numpy as np
 
 import core
 from core.atomic import atomic_write_text
+from core.digits import down
 from edge.manifest import TRAINED_ON
 from train import plots
 from train.run import RunDir
@@ -23,12 +24,12 @@ ROWS = (("accuracy", "Accuracy"), ("sensitivity", "Sensitivity (recall)"),
 
 def _fmt(m: dict, key: str) -> str:
     lo, hi = m["ci95"][key]
-    return f"{m[key]:.3f} ({lo:.3f}-{hi:.3f})"
+    return f"{down(m[key], 3)} ({down(lo, 3)}-{down(hi, 3)})"
 
 
 def metrics_table(m: dict) -> str:
     t, h = m["test"], m["test_at_0.5"]
-    lines = [f"| metric | at operating threshold {m['threshold']:.3f} | at 0.5 |", "|---|---|---|"]
+    lines = [f"| metric | at operating threshold {down(m['threshold'], 3)} | at 0.5 |", "|---|---|---|"]
     lines += [f"| {name} | {_fmt(t, k)} | {_fmt(h, k)} |" for k, name in ROWS]
     return "\n".join(lines)
 
@@ -66,15 +67,15 @@ def write_report(ev, out_dir: Path | None = None, n_gradcam: int = 6, model=None
         f"Test split: {m['n_test']} images ({m['n_test_full'] - m['n_test']} images that leak "
         f"from train excluded). Validation: {m['n_val']} images. 95% CIs: percentile bootstrap "
         "over test images (1000 resamples).", "",
-        f"Operating threshold **{thr:.4f}**: {m['threshold_rule']}.", "",
+        f"Operating threshold **{down(thr)}**: {m['threshold_rule']}.", "",
         metrics_table(m), "",
         f"Confusion at the operating threshold: TP {c['tp']}, FN {c['fn']}, TN {c['tn']}, "
         f"FP {c['fp']}.", "",
         f"Full 660-image test split (leaks included), same threshold: accuracy "
-        f"{full['accuracy']:.3f}, ROC AUC {full['roc_auc']:.3f}, sensitivity "
-        f"{full['sensitivity']:.3f}, specificity {full['specificity']:.3f}.", "",
-        f"Calibration: temperature T = {m['temperature']:.3f} fitted on validation; test ECE "
-        f"{cal['ece_raw']:.4f} raw -> {cal['ece_calibrated']:.4f} scaled (10 bins).", "",
+        f"{down(full['accuracy'], 3)}, ROC AUC {down(full['roc_auc'], 3)}, sensitivity "
+        f"{down(full['sensitivity'], 3)}, specificity {down(full['specificity'], 3)}.", "",
+        f"Calibration: temperature T = {down(m['temperature'], 3)} fitted on validation; test ECE "
+        f"{down(cal['ece_raw'])} raw -> {down(cal['ece_calibrated'])} scaled (10 bins).", "",
         *[f"![{f}]({f}.png)" for f in figs], "",
         "Reproduce: `python train/evaluate.py --run " + str(ev.run_dir) + "`", "",
     ]

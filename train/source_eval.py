@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from core import metrics as M
+from core.digits import down, pct
 
 
 def per_source(y: np.ndarray, p: np.ndarray, sources: list[str], threshold: float) -> dict:
@@ -121,7 +122,7 @@ def types_line(name: str, by_label: dict) -> str:
     >>> types_line("s", {"malignant": {"mel": 0.5, "nv": 0.5}})
     'Most likely type on s images without a lesion type: malignant: mel 50.00%, nv 50.00%.'
     """
-    parts = ["{}: {}".format(lab, ", ".join(f"{t} {v:.2%}" for t, v in shares.items()))
+    parts = ["{}: {}".format(lab, ", ".join(f"{t} {pct(v)}" for t, v in shares.items()))
              for lab, shares in by_label.items()]
     return f"Most likely type on {name} images without a lesion type: {'; '.join(parts)}."
 
@@ -129,6 +130,6 @@ def types_line(name: str, by_label: dict) -> str:
 def table(rows: dict, cols: tuple[str, ...]) -> str:
     """Markdown table of ``rows`` (name -> dict) with ``cols``."""
     head = "| | " + " | ".join(cols) + " |\n|---|" + "---|" * len(cols) + "\n"
-    fmt = (lambda v: f"{v:.4f}" if isinstance(v, float) else str(v))
+    fmt = (lambda v: f"{down(v)}" if isinstance(v, float) else str(v))
     return head + "".join(f"| {name} | " + " | ".join(fmt(r.get(c, "")) for c in cols) + " |\n"
                           for name, r in rows.items())

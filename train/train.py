@@ -17,6 +17,7 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from core.helpformat import DefaultsHelp  # noqa: E402
+from core.digits import down  # noqa: E402
 from train.config import MODELS, SCHEDULES, TrainConfig  # noqa: E402
 from train.data import DATA_ENV, DatasetNotFound  # noqa: E402
 from train.run import RunDir  # noqa: E402
@@ -118,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     except (DatasetNotFound, FileNotFoundError, TeacherError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(f"\nsaved {result.model_path} (best val AUC {result.best_val_auc:.4f}, "
+    print(f"\nsaved {result.model_path} (best val AUC {down(result.best_val_auc)}, "
           f"{result.epochs_run} epochs, {result.seconds / 60:.1f} min)")
     print(f"next: python train/evaluate.py --run {result.run_dir}")
     return 0

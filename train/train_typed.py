@@ -26,6 +26,8 @@ import time
 
 import numpy as np
 
+from core.digits import down
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
@@ -91,7 +93,7 @@ def run(args) -> dict:
     masks, weights = type_masks(g["train"]), balanced_weights(g["train"])
     head, res = train_head(f_train, masks, weights, f_val, _val_tuple(g["val"]),
                            args.head_epochs, seed=args.seed)
-    print(f"head: best val mean AUC {res.best_score:.4f} (epoch {res.best_epoch})", flush=True)
+    print(f"head: best val mean AUC {down(res.best_score)} (epoch {res.best_epoch})", flush=True)
     if args.top_epochs:
         train_top(top, head, a_train, masks, weights, a_val, _val_tuple(g["val"]),
                   args.top_epochs, args.top_lr, args.seed, result=res)

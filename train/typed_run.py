@@ -20,6 +20,7 @@ import numpy as np
 
 from core.atomic import atomic_write_text
 from core import metrics as M
+from core.digits import down
 from train.data import list_samples
 from train.run import RunDir
 from train.source_eval import split_report, table
@@ -33,7 +34,7 @@ def threshold_fields(y: np.ndarray, p: np.ndarray) -> dict:
     t = M.fit_temperature(y, p)
     thr = M.threshold_for_sensitivity(y, M.apply_temperature(p, t), TARGET, CONFIDENCE)
     rule = (f"{M.describe_threshold_rule(TARGET, CONFIDENCE)} over every validation source "
-            f"(on temperature-scaled probability, T={t:.3f})")
+            f"(on temperature-scaled probability, T={down(t, 3)})")
     return {"temperature": t, "threshold": thr, "threshold_rule": rule,
             "target_sensitivity": TARGET, "threshold_confidence": CONFIDENCE}
 
@@ -127,7 +128,7 @@ def report_md(m: dict) -> str:
     """Per-source and per-type tables of a run (research use only; not a medical device)."""
     lines = [f"# {m['run_id']}: lesion-type model", "",
              "Research and education tool, not a medical device.", "",
-             f"Operating threshold {m['threshold']:.4f}: {m['threshold_rule']}.", ""]
+             f"Operating threshold {down(m['threshold'])}: {m['threshold_rule']}.", ""]
     for split in ("val", "test"):
         r = m[f"{split}_report"]
         lines += [f"## {split} (n={r['n']}), melanoma vs nevus AUC: {r['mel_vs_nv_auc']}", "",
