@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from core.digits import down
 from edge.classifier import Classifier
 from edge.images import load_rgb
 from edge.preprocess import fit_to_input
@@ -240,6 +241,11 @@ def test_file_picker_matches_python_runner(browser, app_url, python_runner, guar
                  _guard_threshold(guarded_runner))
     assert page.is_visible("#disclaimer")
     assert "not a medical device" in page.text_content("#disclaimer")
+    # figures shown cut like the Python runner's (web/src/digits.js, core/digits.py)
+    assert f"threshold {down(python_runner.manifest.threshold, 3)} " in page.text_content("#status")
+    last = results[-1]
+    shown = "" if last["probability"] is None else f" ({down(last['probability'], 3)})"
+    assert page.text_content("#list li:last-child") == f"{files[-1].name}: {last['label']}{shown}"
     dropped = page.evaluate(DROP, [base64.b64encode(files[2].read_bytes()).decode(), "drop.jpg"])
     assert dropped["source"] == "drop.jpg" and dropped["probability"] == results[2]["probability"]
     bad = tmp_path / "broken.jpg"

@@ -3,6 +3,7 @@
 // captureFrame() (the current camera frame), results (every file result), last (latest).
 
 import { Classifier } from "./classifier.js";
+import { cut } from "./digits.js";
 import { rgbaToRgb } from "./preprocess.js";
 
 const $ = (id) => document.getElementById(id);
@@ -15,9 +16,9 @@ function show(r, fps) {
   $("label").textContent = r.label;
   $("label").className = r.status === "ok" ? r.label : "other";
   $("prob").textContent = r.probability == null ? "–"
-    : `p(${m.labels[m.positive_index ?? 1]}) = ${r.probability.toFixed(3)} (threshold ${m.threshold.toFixed(3)})`;
+    : `p(${m.labels[m.positive_index ?? 1]}) = ${cut(r.probability, 3)} (threshold ${cut(m.threshold, 3)})`;
   $("type").textContent = r.status === "ok" && r.lesionType
-    ? `most likely type: ${r.lesionTypeName} (${r.lesionTypeProbability.toFixed(2)})` : "";
+    ? `most likely type: ${r.lesionTypeName} (${cut(r.lesionTypeProbability, 2)})` : "";
   $("fps").textContent = fps ? `${fps.toFixed(1)} FPS, ${r.ms.toFixed(0)} ms` : `${r.ms.toFixed(0)} ms`;
 }
 
@@ -89,7 +90,7 @@ async function classifyFiles(files) {
     api.results.push(r);
     if (files.length > 1) {
       const li = document.createElement("li");
-      li.textContent = `${f.name}: ${r.label}` + (r.probability == null ? "" : ` (${r.probability.toFixed(3)})`);
+      li.textContent = `${f.name}: ${r.label}` + (r.probability == null ? "" : ` (${cut(r.probability, 3)})`);
       $("list").append(li);
     }
   }
@@ -169,7 +170,7 @@ async function main() {
   api.loadMs = performance.now() - t0;
   const m = api.classifier.manifest;
   $("status").textContent = `${model} · onnxruntime-web wasm, ${api.classifier.threads} thread(s)` +
-    ` · threshold ${m.threshold.toFixed(3)} · T ${(m.temperature || 1).toFixed(3)}` +
+    ` · threshold ${cut(m.threshold, 3)} · T ${cut(m.temperature || 1, 3)}` +
     (m.guard ? " · guard on" : "") + (m.quality && m.quality.enabled ? " · quality gate on" : "");
   $("file").addEventListener("change", (e) => classifyFiles([...e.target.files]));
   $("cam").addEventListener("click", startCamera);
