@@ -35,6 +35,19 @@ TRAINED_ON = (
 )
 
 
+def trained_on(sources: list[str]) -> str:
+    """The ``trained_on`` line of a several-source run (``TRAINED_ON`` is the one-source line).
+
+    >>> trained_on(["/data/skin-lesions", "/data/ham10000-extra"])[:54]
+    'dermoscopic images from skin-lesions, ham10000-extra: '
+    """
+    names = ", ".join(Path(s).name for s in sources)
+    return (f"dermoscopic images from {names}: ISIC Archive (Kaggle 'Skin Cancer: Malignant vs. "
+            "Benign', melanoma vs. nevus in practice) and HAM10000 (seven lesion types: nevus, "
+            "melanoma, benign keratosis, basal cell carcinoma, actinic keratosis/Bowen's, "
+            "dermatofibroma, vascular); fair skin mostly, no phone photos, no other lesion types")
+
+
 class ManifestError(ValueError):
     """A manifest is missing, unreadable or inconsistent with its model."""
 

@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"if {src} alone set the threshold for sensitivity 0.90: threshold "
                   f"{down(o['threshold'])}, specificity {down(o['specificity'])}"
                   + (f"; called malignant: {types}" if types else ""))
-    print("Research and education tool, not a medical device.")
+    print(f"\nTrained on: {rep['trained_on']}.\n{rep['disclaimer']}")
     if args.json:
         atomic_write_text(args.json, json.dumps(rep, indent=2))
     return 0

@@ -77,6 +77,7 @@ def rates(clf, images, ok_wanted: bool) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from core.atomic import atomic_write_text
     from edge.classifier import Classifier
     from edge.images import load_rgb
     from export.formats import FORMATS, select_formats
@@ -107,8 +108,9 @@ def main(argv: list[str] | None = None) -> int:
         result[fmt.name] = row
         print(fmt.name + ": " + "; ".join(f"{k} {pct(v['rate'])} of {v['n']}"
                                          for k, v in row.items()))
+    print(f"\nTrained on: {clf.manifest.trained_on}.\n{clf.manifest.disclaimer}")
     if args.json:
-        args.json.write_text(json.dumps(result, indent=2))
+        atomic_write_text(args.json, json.dumps(result, indent=2))
     return 0
 
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from edge.manifest import Manifest
+from edge.manifest import Manifest, trained_on
 from export.context import ExportError
 from train.run import RunDir, RunRecord, default_roots
 
@@ -129,15 +129,6 @@ def _source_samples(info: RunRecord, split: str) -> list:
     cfg = info.config
     g = gather(info.sources, float(cfg.get("val_fraction", 0.15)), int(cfg.get("seed", 0)))
     return [Sample(i.path, i.label) for i in g[split]]
-
-
-def trained_on(sources: list[str]) -> str:
-    """The manifest's ``trained_on`` line for a several-source run."""
-    names = ", ".join(Path(s).name for s in sources)
-    return (f"dermoscopic images from {names}: ISIC Archive (Kaggle 'Skin Cancer: Malignant vs. "
-            "Benign', melanoma vs. nevus in practice) and HAM10000 (seven lesion types: nevus, "
-            "melanoma, benign keratosis, basal cell carcinoma, actinic keratosis/Bowen's, "
-            "dermatofibroma, vascular); fair skin mostly, no phone photos, no other lesion types")
 
 
 def load_calibration(data_dir: Path, image_size: int, count: int, seed: int = 0,

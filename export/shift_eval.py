@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     from dataclasses import asdict
 
     from core.atomic import atomic_write_text
-    from edge.manifest import ManifestError
+    from edge.manifest import ManifestError, find_manifest
     from edge.runtimes import ModelLoadError, RuntimeMissing
     from train.data import DatasetNotFound
     from train.run import RunDir
@@ -79,8 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{args.model} on validation images, each shift alone"
           + (", then fill_dark_border" if args.fill_dark_border else "")
           + ", at the file's threshold:")
+    man = find_manifest(args.model)
     print(table(rows))
-    print("Research and education tool, not a medical device.")
+    print(f"\nTrained on: {man.trained_on}.\n{man.disclaimer}")
     if args.json:
         atomic_write_text(args.json, json.dumps([asdict(r) for r in rows], indent=2))
     return 0

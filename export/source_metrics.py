@@ -71,4 +71,5 @@ def source_report(model: Path, sources: list[str], val_fraction: float = 0.15,
     clf = Classifier(model)
     g = gather(sources, val_fraction, seed)
     return {"model": str(model), "threshold": clf.manifest.threshold,
+            "trained_on": clf.manifest.trained_on, "disclaimer": clf.manifest.disclaimer,
             **{s: split_report(clf, g[s]) for s in splits}}

@@ -29,6 +29,7 @@ def test_unshifted_rows_are_the_source_report(tiny_export, synthetic_dataset, tm
                    "darker,blur", "--json", str(out)]) == 0
     text = capsys.readouterr().out
     assert "| darker | skin-lesions |" in text and "not a medical device" in text
+    assert "\nTrained on: " in text
     rows = json.loads(out.read_text())
     assert [r["shift"] for r in rows] == ["none", "darker", "blur"]  # "none" always first
     want = source_report(model, [str(synthetic_dataset)], splits=("val",))["val"]["per_source"]
@@ -66,3 +67,22 @@ def test_cli_applies_the_candidate_fix(tiny_export, synthetic_dataset, tmp_path,
                    "--json", str(out)]) == 0
     assert "then fill_dark_border" in capsys.readouterr().out
     assert [r["shift"] for r in json.loads(out.read_text())] == ["none", "ring"]
+
+
+def test_source_report_cli_says_what_it_was_trained_on(tiny_export, synthetic_dataset, tmp_path,
+                                                      capsys):
+    """export/evaluate_sources.py: per-source tables, then the manifest's trained-on line and
+    disclaimer, on the console and in the JSON."""
+    from edge.manifest import find_manifest
+    from export import evaluate_sources
+
+    model = tiny_export / "model_int8.tflite"
+    out = tmp_path / "sources.json"
+    assert evaluate_sources.main(["--model", str(model), "--data", str(synthetic_dataset),
+                                  "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    man = find_manifest(model)
+    assert f"Trained on: {man.trained_on}." in text and text.rstrip().endswith(man.disclaimer)
+    rep = json.loads(out.read_text())
+    assert rep["trained_on"] == man.trained_on and "not a medical device" in rep["disclaimer"]
+    assert rep["val"]["per_source"]["skin-lesions"]["n"] > 0

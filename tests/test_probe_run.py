@@ -61,7 +61,9 @@ def test_probe_run_cli_writes_a_run_that_combines(two_sources, tmp_path, monkeyp
     assert cfg["model"] == "probe" and cfg["C"] > 0 and cfg["image_size"] == 64
     assert cfg["probe_classes"] == sorted(cfg["probe_classes"]) and "skin-lesions:1" in cfg["probe_classes"]
     assert len(met["bad_files"]) == 1 and "999.jpg" in met["bad_files"][0]
-    assert 0 <= met["threshold"] <= 1 and "not a medical device" in run.report_md.read_text()
+    report = run.report_md.read_text()
+    assert 0 <= met["threshold"] <= 1 and "not a medical device" in report
+    assert f"Trained on: dermoscopic images from {prim.name}, {extra.name}:" in report
     model = keras.models.load_model(run.model_keras, compile=False)
     pred = np.load(run.predictions_npz)["val"]
     assert pred.shape[1] == 1 + len(DX_CLASSES)

@@ -18,9 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
+from core import DISCLAIMER
 from core.atomic import atomic_write_text
 from core import metrics as M
 from core.digits import down
+from edge.manifest import trained_on
 from train.data import list_samples
 from train.run import RunDir
 from train.source_eval import split_report, table
@@ -112,7 +114,7 @@ def write_run(out: Path, model, g: dict, size: int, cc: str, cfg: dict, seed: in
     np.savez(run.predictions_npz, val=val[0], val_files=val[1], test=test[0],
              test_files=test[1])
     _write_history(run.history_csv, history or [])
-    atomic_write_text(run.report_md, report_md(metrics))
+    atomic_write_text(run.report_md, report_md(metrics, trained_on(cfg["data_sources"])))
     return metrics
 
 
@@ -124,10 +126,11 @@ def _write_history(path: Path, rows: list[dict]) -> None:
         w.writerows(rows)
 
 
-def report_md(m: dict) -> str:
-    """Per-source and per-type tables of a run (research use only; not a medical device)."""
+def report_md(m: dict, trained: str) -> str:
+    """Per-source and per-type tables of a run, with the disclaimer and ``trained`` (what the
+    run was trained on, ``edge.manifest.trained_on``)."""
     lines = [f"# {m['run_id']}: lesion-type model", "",
-             "Research and education tool, not a medical device.", "",
+             f"**{DISCLAIMER}**", "", f"Trained on: {trained}.", "",
              f"Operating threshold {down(m['threshold'])}: {m['threshold_rule']}.", ""]
     for split in ("val", "test"):
         r = m[f"{split}_report"]
