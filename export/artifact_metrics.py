@@ -35,6 +35,7 @@ def artifact_metrics(model: Path, data_dir: Path, n_boot: int = 1000) -> dict:
     m = M.binary_metrics(y, p, clf.manifest.threshold)
     m["ci95"] = M.bootstrap_ci(y, p, clf.manifest.threshold, n_boot)
     m["ece"] = M.expected_calibration_error(y, p)
+    m["trained_on"], m["disclaimer"] = clf.manifest.trained_on, clf.manifest.disclaimer
     return m
 
 

@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{args.model} on {m['n']} leak-free test images, threshold {down(m['threshold'])}:")
     print("| metric | value | 95% CI |\n|---|---|---|\n" + "\n".join(ci_rows(m)))
     print(f"Confusion: TP {m['tp']}, FN {m['fn']}, TN {m['tn']}, FP {m['fp']}; ECE {down(m['ece'])}")
-    print(DISCLAIMER)
+    print(f"Trained on: {m['trained_on']}.\n{DISCLAIMER}")
     if args.json:
         atomic_write_text(args.json, json.dumps(m, indent=2))
     return 0

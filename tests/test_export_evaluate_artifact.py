@@ -24,7 +24,9 @@ def test_metrics_match_per_image_predictions(tiny_export, synthetic_dataset, tmp
     assert got["n"] == len(samples) == 16
     for k in ("accuracy", "sensitivity", "specificity", "roc_auc"):
         assert got[k] == pytest.approx(want[k])
-    assert "not a medical device" in capsys.readouterr().out
+    text = capsys.readouterr().out
+    assert "not a medical device" in text and f"Trained on: {clf.manifest.trained_on}." in text
+    assert got["trained_on"] == clf.manifest.trained_on
 
 
 def test_missing_model_is_one_line(tmp_path, synthetic_dataset, capsys):
