@@ -42,7 +42,4 @@ def pct(share: float, digits: int = 2) -> str:
     >>> pct(0.9), pct(0.87875), pct(0.033333, 1)
     ('90.00%', '87.87%', '3.3%')
     """
-    share = float(share)
-    if not math.isfinite(share):
-        return f"{share:.{digits}%}"
-    return down(float(Decimal(repr(round(share, 12))) * 100), digits) + "%"
+    return down(float(share) * 100, digits) + "%"  # down's round(.., 12) absorbs the * 100 noise
