@@ -66,66 +66,43 @@ classify: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/latency.py --artifacts $(RUN)/export --out $(RUN)/bench
 
-# The shipped default model (models/, MODEL_CARD.md): four runs mixed in one graph, a
-# benign/malignant and lesion-type model trained on skin-lesions and ham10000-extra, chosen by
-# the written rule of docs/experiments.md ("A shippable mix with a frozen-backbone probe").
-# `make train-shipped` trains what is missing (a resumable member resumes) and mixes them: the
-# two-source seed_cnn is distilled from a teacher (runs/teacher-v1) that needs its own runs
-# first; the times of each step are in docs/experiments.md. `make shipped` then re-derives every
-# number (export with 1,000 calibration images, benchmark, model card; the run's evaluation per
-# source was written when it was mixed) and ends by comparing the re-shipped model with the
-# recorded golden predictions: a re-ship that changes them fails here. Only when that change is
-# intended, re-record them in a separate step: `make golden`.
-# SOURCES="skin-lesions-dir ham10000-dir" overrides the two sources (default: DATA, or the
-# skin-lesions folder, and ham10000-extra beside it).
-SHIP_RUN ?= runs/mix-two-net
-SHIP_MIX := runs/seed_cnn-128-e60=2 runs/typed-v6-t8=1 runs/probe-mnv2=1 runs/kd-seed_cnn-128-t1x-e60=1
-SHIP_MEMBERS := $(foreach r,$(SHIP_MIX),$(firstword $(subst =, ,$(r))))
-SHIP_EXPORT_FLAGS := --formats tflite_int8,onnx_int8 --calibration-count 1000 --border fill_dark
+# The shipped default model (models/, MODEL_CARD.md): ONE network, MobileNetV2-1.0 at 160 px with a
+# lesion-type head (P(malignant) = the summed malignant types) and a modality head (dermoscopic
+# or phone photo, one threshold each), trained on three sources (skin-lesions, ham10000-extra,
+# pad-ufes-phone; every (source, label) group weighs the same) from cached activations of six
+# acquisition-augmented views, the epoch chosen by the worst source's validation AUC
+# (docs/experiments.md, "One network for every source"). `make train-shipped` trains it;
+# `make shipped` re-derives every number (export with 1,000 calibration images and the guard
+# fitted on every source's training images, benchmark, per-source evaluation, model card with
+# a leave-one-acquisition-group-out check) and ends by comparing the re-shipped model with the
+# recorded golden predictions: a re-ship that changes them fails here. Only when that change
+# is intended, re-record them in a separate step: `make golden`.
+# SOURCES="skin-lesions-dir ham10000-dir phone-dir" overrides the sources (default: DATA, or the
+# skin-lesions folder, and ham10000-extra and pad-ufes-phone beside it).
+SHIP_RUN ?= runs/allsrc-160
+SHIP_TRAIN_FLAGS := --image-size 160 --augment acquisition --views 6 --top-epochs 8
+SHIP_EXPORT_FLAGS := --formats tflite_int8,onnx_int8 --calibration-count 1000
 SOURCES ?=
 SOURCES_FLAG := $(if $(SOURCES),--data $(SOURCES),$(DATA_FLAG))
-RESUME = $$(test -d $(@D)/backup && echo --resume)
 
-runs/seed_cnn-128-e60/model.keras: | $(STAMP)
-	$(BIN)/python train/train.py $(DATA_FLAG) --model seed_cnn --image-size 128 --epochs 60 \
-		--patience 10 --out $(@D) -q $(RESUME)
-runs/mnv2-0.35-224-s1/model.keras: | $(STAMP)
-	$(BIN)/python train/train.py $(DATA_FLAG) --model mobilenetv2 --alpha 0.35 --image-size 224 \
-		--epochs 5 --fine-tune-epochs 12 --fine-tune-layers 60 --patience 5 --seed 1 \
-		--split-seed 0 --out $(@D) -q $(RESUME)
-runs/ens2-e60/model.keras: | runs/seed_cnn-128-e60/model.keras runs/mnv2-0.35-224-s1/model.keras
-	$(BIN)/python train/ensemble.py runs/seed_cnn-128-e60 runs/mnv2-0.35-224-s1 --out $(@D)
-runs/typed-v6-t8/model.keras: | $(STAMP)
-	$(BIN)/python train/train_typed.py $(SOURCES_FLAG) --views 6 --top-epochs 8 --out $(@D)
-runs/probe-mnv2/model.keras: | $(STAMP)
-	$(BIN)/python train/probe_run.py $(SOURCES_FLAG) --encoder mobilenetv2 --out $(@D)
-runs/teacher-v1/teacher.json: | runs/ens2-e60/model.keras runs/typed-v6-t8/model.keras
-	$(BIN)/python train/build_teacher.py $(SOURCES_FLAG) \
-		--encoders mobilenetv2 efficientnet_lite2 vit_s_focus --runs runs/ens2-e60 \
-		runs/seed_cnn-128-e60 runs/mnv2-0.35-224-s1 runs/typed-v6-t8 --out $(@D)
-runs/kd-seed_cnn-128-t1x-e60/model.keras: | runs/teacher-v1/teacher.json
-	$(BIN)/python train/train.py $(DATA_FLAG) --model seed_cnn --image-size 128 --epochs 60 \
-		--patience 10 --teacher runs/teacher-v1 --teacher-extra --out $(@D) -q $(RESUME)
+$(SHIP_RUN)/model.keras: | $(STAMP)
+	$(BIN)/python train/train_typed.py $(SOURCES_FLAG) $(SHIP_TRAIN_FLAGS) --out $(@D)
 
-# The model card's stand-in for another clinic: the two parts of the mix that train on HAM10000
-# images, trained again without one acquisition group at a time (leave-one-group-out).
-runs/loso-none/loso.json: | $(STAMP)
-	$(BIN)/python train/train_typed.py $(SOURCES_FLAG) --views 1 --loso-only --out $(@D)
-runs/loso-probe-mnv2/teacher.json: | $(STAMP)
-	$(BIN)/python train/build_teacher.py $(SOURCES_FLAG) --encoders mobilenetv2 --loso --out $(@D)
-SHIP_LOSO := runs/loso-none/loso.json runs/loso-probe-mnv2/teacher.json
+# The model card's stand-in for another clinic: the head trained again without one HAM10000
+# acquisition group at a time (leave-one-group-out; the first, un-augmented view).
+SHIP_LOSO := runs/loso-allsrc-160/loso.json
+$(SHIP_LOSO): | $(STAMP)
+	$(BIN)/python train/train_typed.py $(SOURCES_FLAG) $(SHIP_TRAIN_FLAGS) --views 1 --loso-only \
+		--out $(@D)
 
-train-shipped: $(addsuffix /model.keras,$(SHIP_MEMBERS))
-	test -f $(SHIP_RUN)/model.keras || $(BIN)/python train/combine_typed.py --runs $(SHIP_MIX) \
-		--out $(SHIP_RUN)
+train-shipped: $(SHIP_RUN)/model.keras
 
 shipped: train-shipped $(SHIP_LOSO)
 	$(BIN)/python export/convert.py --run $(SHIP_RUN) --out models $(SHIP_EXPORT_FLAGS) $(DATA_FLAG)
 	$(BIN)/python benchmarks/latency.py --artifacts models --out $(SHIP_RUN)/bench-models --compare none
 	$(BIN)/python export/model_card.py --run $(SHIP_RUN) --models models \
 		--bench $(SHIP_RUN)/bench-models/report.json $(DATA_FLAG) --loso \
-		"lesion-type head (1 view, head only)=runs/loso-none/loso.json" \
-		"MobileNetV2-1.0 probe=runs/loso-probe-mnv2/teacher.json#probe:mobilenetv2@224"
+		"lesion-type head (1 view, head only)=$(SHIP_LOSO)"
 	$(BIN)/python -m pytest -q tests/test_shipped_model.py
 
 golden: $(STAMP)  ## re-record tests/golden/shipped_predictions.json (after an intended re-ship)

@@ -78,8 +78,12 @@ def average_precision(y: np.ndarray, p: np.ndarray) -> float:
     return float(np.sum(np.diff(np.r_[0.0, rec]) * prec))
 
 
-def binary_metrics(y: np.ndarray, p: np.ndarray, threshold: float = 0.5) -> dict[str, float]:
-    """All point metrics at ``threshold`` (positive when ``p >= threshold``) plus ROC/PR AUC."""
+def binary_metrics(y: np.ndarray, p: np.ndarray, threshold=0.5) -> dict[str, float]:
+    """All point metrics at ``threshold`` (positive when ``p >= threshold``) plus ROC/PR AUC.
+
+    ``threshold`` may be one value per image (e.g. each image's modality threshold); the
+    ``threshold`` field is then NaN.
+    """
     y = np.asarray(y).astype(int)
     c = confusion(y, np.asarray(p) >= threshold)
     tp, fp, tn, fn = c["tp"], c["fp"], c["tn"], c["fn"]
@@ -90,20 +94,23 @@ def binary_metrics(y: np.ndarray, p: np.ndarray, threshold: float = 0.5) -> dict
         "sensitivity": sens, "recall": sens, "specificity": spec,
         "f1": _safe(2 * prec * sens, prec + sens), "balanced_accuracy": (sens + spec) / 2,
         "roc_auc": roc_auc(y, p), "pr_auc": average_precision(y, p),
-        "threshold": float(threshold), "n": int(len(y)), **c,
+        "threshold": float(threshold) if np.ndim(threshold) == 0 else float("nan"),
+        "n": int(len(y)), **c,
     }
 
 
-def bootstrap_ci(y: np.ndarray, p: np.ndarray, threshold: float, n_boot: int = 1000,
+def bootstrap_ci(y: np.ndarray, p: np.ndarray, threshold, n_boot: int = 1000,
                  seed: int = 0, alpha: float = 0.05) -> dict[str, tuple[float, float]]:
-    """Percentile bootstrap (resampling images) 95% CI for every metric."""
+    """Percentile bootstrap (resampling images) 95% CI for every metric (``threshold``: one
+    value, or one per image)."""
     y, p = np.asarray(y), np.asarray(p)
+    thr = np.broadcast_to(np.asarray(threshold, float), y.shape) if np.ndim(threshold) else None
     rng = np.random.default_rng(seed)
     names = POINT_METRICS + CURVE_METRICS
     samples = {k: [] for k in names}
     for _ in range(n_boot):
         idx = rng.integers(0, len(y), len(y))
-        m = binary_metrics(y[idx], p[idx], threshold)
+        m = binary_metrics(y[idx], p[idx], threshold if thr is None else thr[idx])
         for k in names:
             if not math.isnan(m[k]):
                 samples[k].append(m[k])

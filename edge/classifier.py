@@ -3,8 +3,9 @@
 Each image goes through the manifest's quality gate (``edge/quality.py``) first: an unusable
 one gets ``status="unusable"`` with the reason and never reaches the model. Otherwise the
 model's output vector gives P(malignant) (index 0), the lesion types (when the manifest has
-``classes``) and the guard score (``manifest.guard.index``): below ``guard.threshold`` the
-status is ``"not_a_lesion"``. A manifest from before schema 3 has no guard, and gets the
+``classes``), the modality (``manifest.modality_index``, schema 5: dermoscopic or phone
+photo, whose own threshold then decides the label) and the guard score
+(``manifest.guard.index``): below ``guard.threshold`` the status is ``"not_a_lesion"``. A manifest from before schema 3 has no guard, and gets the
 default quality gate for its input size (the gate does not depend on the model). Only
 ``status == "ok"`` carries a benign/malignant label and probability. ``guard=False`` (the
 runner's ``--no-guard``) skips both checks.
@@ -53,6 +54,7 @@ class Prediction:
     lesion_type: str | None = None  # most likely type when the manifest has classes
     type_probability: float | None = None
     guard_score: float | None = None
+    modality: str = ""  # "dermoscopic" / "phone" when the model has a modality output
 
     @property
     def ok(self) -> bool:
@@ -149,9 +151,13 @@ class Classifier:
         p = m.calibrate(raw)
         types = m.class_probabilities(vec)
         top = max(types, key=types.get) if types else None
-        return Prediction(source, m.label_for(p), p, raw, m.threshold,
+        modality = m.modality_of(vec)
+        thr = m.threshold_for(modality)
+        label = m.labels[m.positive_index if p >= thr else 1 - m.positive_index]
+        return Prediction(source, label, p, raw, thr,
                           (time.perf_counter() - t0) * 1000, lesion_type=top,
-                          type_probability=types[top] if top else None, guard_score=score)
+                          type_probability=types[top] if top else None, guard_score=score,
+                          modality=modality)
 
     def _result(self, source: str, t0: float, status: str, reason: str,
                 score: float | None = None) -> Prediction:

@@ -161,8 +161,11 @@ def _model_line(clf) -> str:
     fixes = [f for f, on in (("dark-border fill", m.border not in ("", "none")),
                              (f"colour constancy {m.color_constancy}",
                               m.color_constancy not in ("", "none"))) if on]
+    thr = ("thresholds " + ", ".join(f"{k} {down(v)}" for k, v in m.modality_thresholds.items())
+           + " (by the model's modality output)" if m.modality_thresholds
+           else f"threshold {down(m.threshold)}")
     return (f"Model: {clf.model_path} [{clf.backend}], input {m.input_height}x{m.input_width}, "
-            f"threshold {down(m.threshold)}; {checks}"
+            f"{thr}; {checks}"
             + (f"; {', '.join(fixes)}" if fixes else "") + "; not a medical device")
 
 

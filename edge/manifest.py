@@ -24,7 +24,7 @@ import numpy as np
 
 from core.metrics import apply_temperature
 
-SCHEMA_VERSION = 4  # 2: per-artifact thresholds; 3: lesion types, colour constancy, guard, quality gate; 4: border
+SCHEMA_VERSION = 5  # 2: per-artifact thresholds; 3: lesion types, colour constancy, guard, quality gate; 4: border; 5: modality output, one threshold per modality
 MANIFEST_NAME = "manifest.json"
 METADATA_KEY = "skinlesion_manifest"  # TFLite metadata name and ONNX metadata_props key
 _MAGIC = b"SKINLESION-MANIFEST\x00"  # prefix of the embedded TFLite buffer: magic, u32 length, JSON
@@ -35,17 +35,32 @@ TRAINED_ON = (
 )
 
 
+PHONE_SOURCE = "pad-ufes-phone"
+
+
 def trained_on(sources: list[str]) -> str:
     """The ``trained_on`` line of a several-source run (``TRAINED_ON`` is the one-source line).
 
     >>> trained_on(["/data/skin-lesions", "/data/ham10000-extra"])[:54]
     'dermoscopic images from skin-lesions, ham10000-extra: '
+    >>> trained_on(["/d/skin-lesions", "/d/ham10000-extra", "/d/pad-ufes-phone"])[:67]
+    'dermoscopic images from skin-lesions, ham10000-extra and smartphone'
     """
-    names = ", ".join(Path(s).name for s in sources)
-    return (f"dermoscopic images from {names}: ISIC Archive (Kaggle 'Skin Cancer: Malignant vs. "
+    names = [Path(s).name for s in sources]
+    derm = ", ".join(n for n in names if n != PHONE_SOURCE)
+    base = (f"dermoscopic images from {derm}: ISIC Archive (Kaggle 'Skin Cancer: Malignant vs. "
             "Benign', melanoma vs. nevus in practice) and HAM10000 (seven lesion types: nevus, "
             "melanoma, benign keratosis, basal cell carcinoma, actinic keratosis/Bowen's, "
-            "dermatofibroma, vascular); fair skin mostly, no phone photos, no other lesion types")
+            "dermatofibroma, vascular)")
+    if PHONE_SOURCE not in names:
+        return base + "; fair skin mostly, no phone photos, no other lesion types"
+    return (f"dermoscopic images from {derm} and smartphone photos from {PHONE_SOURCE}: ISIC "
+            "Archive (Kaggle 'Skin Cancer: Malignant vs. Benign', melanoma vs. nevus in "
+            "practice), HAM10000 (seven lesion types: nevus, melanoma, benign keratosis, basal "
+            "cell carcinoma, actinic keratosis/Bowen's, dermatofibroma, vascular) and "
+            "PAD-UFES-20 phone photos from one Brazilian clinic (basal and squamous cell "
+            "carcinoma, actinic keratosis, melanoma, nevus, seborrhoeic keratosis; 443 photos); "
+            "fair skin mostly (Fitzpatrick V-VI: 2 photos), no other lesion types")
 
 
 class ManifestError(ValueError):
@@ -79,6 +94,8 @@ class ArtifactInfo:
     # operating threshold chosen on this file's own validation outputs (None: the manifest's)
     threshold: float | None = None
     threshold_rule: str = ""
+    # per modality, chosen the same way on that modality's validation images ({}: none)
+    modality_thresholds: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -132,8 +149,11 @@ class Manifest:
     (``edge.preprocess.fit_to_input``). Its ONE output tensor is a vector:
     index 0 is the probability of ``labels[positive_index]`` (schema <= 2: the only value);
     indices ``1 .. len(classes)`` are the lesion-type probabilities in the order of
-    ``classes`` (when the model knows types); ``guard.index`` (when a guard is fitted) is
-    the in-distribution score. ``threshold`` applies to the *calibrated* probability
+    ``classes`` (when the model knows types); ``modality_index`` (schema 5, when >= 0) is
+    P(``modalities[1]``), e.g. P(phone photo): the image's modality is ``modalities[1]`` when
+    it is >= 0.5, else ``modalities[0]``, and that modality's entry of
+    ``modality_thresholds`` replaces ``threshold``; ``guard.index`` (when a guard is fitted)
+    is the in-distribution score. ``threshold`` applies to the *calibrated* probability
     ``sigmoid(logit(p) / temperature)``.
     """
 
@@ -150,6 +170,11 @@ class Manifest:
     classes: tuple[str, ...] = ()
     class_names: dict[str, str] = field(default_factory=dict)  # code -> readable name
     malignant_classes: tuple[str, ...] = ()
+    # schema 5: modality output (index of P(modalities[1])) and one threshold per modality
+    modalities: tuple[str, ...] = ()
+    modality_index: int = -1
+    modality_thresholds: dict[str, float] = field(default_factory=dict)
+    modality_threshold_rules: dict[str, str] = field(default_factory=dict)
     guard: Guard | None = None
     quality: QualityGate = field(default_factory=lambda: QualityGate(enabled=False))
     positive_index: int = 1
@@ -182,9 +207,31 @@ class Manifest:
             (1, 3)
             >>> Manifest(classes=("mel", "nv"), guard=Guard(index=3)).output_size
             4
+            >>> Manifest(classes=("mel", "nv"), modality_index=3, guard=Guard(index=4)).output_size
+            5
         """
-        n = 1 + len(self.classes)
+        n = max(1 + len(self.classes), self.modality_index + 1)
         return max(n, self.guard.index + 1) if self.guard else n
+
+    def modality_of(self, vector) -> str:
+        """The image's modality from its output vector (``""`` without a modality output).
+
+            >>> m = Manifest(modalities=("dermoscopic", "phone"), modality_index=1)
+            >>> m.modality_of([0.3, 0.9]), m.modality_of([0.3, 0.2]), Manifest().modality_of([0.3])
+            ('phone', 'dermoscopic', '')
+        """
+        if self.modality_index < 0 or len(self.modalities) < 2:
+            return ""
+        return self.modalities[int(float(vector[self.modality_index]) >= 0.5)]
+
+    def threshold_for(self, modality: str) -> float:
+        """The operating threshold for an image of ``modality`` (``threshold`` when the
+        manifest has none for it).
+
+            >>> Manifest(threshold=0.2, modality_thresholds={"phone": 0.6}).threshold_for("phone")
+            0.6
+        """
+        return float(self.modality_thresholds.get(modality, self.threshold))
 
     def class_probabilities(self, vector) -> dict[str, float]:
         """Lesion-type probabilities from one output vector (``{}`` without types)."""
@@ -229,7 +276,7 @@ class Manifest:
             a["input"] = QuantParams(**a.get("input", {}))
             a["output"] = QuantParams(**a.get("output", {}))
             arts[name] = ArtifactInfo(**a)
-        for key in ("labels", "pixel_range", "classes", "malignant_classes"):
+        for key in ("labels", "pixel_range", "classes", "malignant_classes", "modalities"):
             if key in kw:
                 kw[key] = tuple(kw[key])
         if kw.get("guard") is not None:
@@ -283,7 +330,9 @@ class Manifest:
         if art is None or art.threshold is None:
             return self
         return dataclasses.replace(self, threshold=float(art.threshold),
-                                   threshold_rule=art.threshold_rule or self.threshold_rule)
+                                   threshold_rule=art.threshold_rule or self.threshold_rule,
+                                   modality_thresholds=dict(art.modality_thresholds
+                                                            or self.modality_thresholds))
 
 
 _ARTIFACT_FIELDS = {f.name for f in dataclasses.fields(ArtifactInfo)}

@@ -75,8 +75,9 @@ def headline(pred: Prediction, positive_label: str = "malignant") -> str:
     if pred.status == "unusable":
         return f"unusable: {MESSAGES.get(pred.reason, pred.reason)}"
     kind = f"  {pred.lesion_type}" if pred.lesion_type else ""
+    mod = f" {pred.modality}" if pred.modality else ""
     return (f"{pred.label}  p({positive_label})={down(pred.probability, 2)} "
-            f"(thr {down(pred.threshold, 2)}){kind}")
+            f"(thr{mod} {down(pred.threshold, 2)}){kind}")
 
 
 def draw_overlay(rgb: np.ndarray, pred: Prediction, fps: float | None,

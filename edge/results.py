@@ -35,7 +35,8 @@ from edge.classifier import STATUSES, Prediction
 from edge.quality import MESSAGES
 
 CSV_FIELDS = ("source", "status", "label", "probability", "raw_probability", "threshold",
-              "reason", "lesion_type", "type_probability", "guard_score", "ms", "error")
+              "reason", "lesion_type", "type_probability", "guard_score", "modality", "ms",
+              "error")
 SHOWN = {"not_a_lesion": "not-a-lesion", "unusable": "unusable"}  # console words
 
 
@@ -61,12 +62,21 @@ class RunInfo:
     labels: tuple[str, ...]
     trained_on: str
     disclaimer: str = DISCLAIMER
+    modality_thresholds: dict[str, float] = field(default_factory=dict)
 
     @classmethod
     def from_classifier(cls, clf: Any, threads: int | None = None) -> "RunInfo":
         m = clf.manifest
         return cls(str(clf.model_path), clf.backend, threads, (m.input_height, m.input_width),
-                   m.threshold, m.temperature, m.positive_label, tuple(m.labels), m.trained_on)
+                   m.threshold, m.temperature, m.positive_label, tuple(m.labels), m.trained_on,
+                   modality_thresholds=dict(m.modality_thresholds))
+
+    def threshold_text(self) -> str:
+        """``threshold 0.42`` or, per modality, ``thresholds dermoscopic 0.31, phone 0.55``."""
+        if self.modality_thresholds:
+            return "thresholds " + ", ".join(f"{k} {down(v)}" for k, v in
+                                             self.modality_thresholds.items())
+        return f"threshold {down(self.threshold)}"
 
 
 @dataclass
@@ -119,8 +129,9 @@ def prediction_line(p: Prediction, positive_label: str = "malignant") -> str:
                 f"{'n/a' if p.guard_score is None else down(p.guard_score)}  "
                 f"{p.ms:6.1f} ms  {p.source}")
     kind = f"  type={p.lesion_type} ({down(p.type_probability, 2)})" if p.lesion_type else ""
+    mod = f"  modality={p.modality}" if p.modality else ""
     return (f"{p.label:<10} p({positive_label})={down(p.probability)}  "
-            f"threshold={down(p.threshold)}{kind}{guard}  {p.ms:6.1f} ms  {p.source}")
+            f"threshold={down(p.threshold)}{mod}{kind}{guard}  {p.ms:6.1f} ms  {p.source}")
 
 
 def summary_lines(s: Summary, info: RunInfo, unit: str = "images") -> list[str]:
@@ -129,8 +140,8 @@ def summary_lines(s: Summary, info: RunInfo, unit: str = "images") -> list[str]:
            else "no latency (nothing classified)")
     lines = [f"Summary: {s.classified} {unit} classified ({counts}), {s.bad} bad; latency {lat}"
              + (f"; {s.per_s:.1f} {unit}/s" if s.per_s else "") + f" [{info.backend}]",
-             f"Model: {info.model} ({info.input_size[0]}x{info.input_size[1]}, threshold "
-             f"{down(info.threshold)} on p({info.positive_label}))",
+             f"Model: {info.model} ({info.input_size[0]}x{info.input_size[1]}, "
+             f"{info.threshold_text()} on p({info.positive_label}))",
              f"Trained on: {info.trained_on}",
              info.disclaimer]
     if s.statuses.get("not_a_lesion") or s.statuses.get("unusable"):
@@ -169,8 +180,9 @@ def csv_text(preds: Iterable[Prediction], failures: Iterable[Failure], info: Run
     buf.write(f"# {info.disclaimer}\n# Trained on: {info.trained_on}\n"
               f"# Model: {info.model} [{info.backend}]; probability = calibrated "
               f"p({info.positive_label}); label = {info.positive_label} when probability >= "
-              f"threshold; status not_a_lesion (guard) or unusable (quality gate, see reason) "
-              f"means no label\n")
+              f"threshold (the image's modality's, when the model has a modality output: "
+              f"{info.threshold_text()}); status not_a_lesion (guard) or unusable (quality "
+              f"gate, see reason) means no label\n")
     w = csv.DictWriter(buf, CSV_FIELDS, lineterminator="\n")
     w.writeheader()
     num = lambda v: "" if v is None else f"{v:.6f}"  # noqa: E731
@@ -179,7 +191,8 @@ def csv_text(preds: Iterable[Prediction], failures: Iterable[Failure], info: Run
                     "label": p.label or "", "probability": num(p.probability),
                     "raw_probability": num(p.raw_probability), "threshold": num(p.threshold),
                     "lesion_type": p.lesion_type or "", "type_probability": num(p.type_probability),
-                    "guard_score": num(p.guard_score), "ms": f"{p.ms:.3f}", "error": ""})
+                    "guard_score": num(p.guard_score), "modality": p.modality,
+                    "ms": f"{p.ms:.3f}", "error": ""})
     for f in failures:
         w.writerow({"source": f.source, "status": "error", "error": f.message})
     return buf.getvalue()

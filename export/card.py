@@ -19,7 +19,7 @@ from pathlib import Path
 
 from core import DISCLAIMER
 from core.digits import down, pct
-from edge.manifest import Manifest
+from edge.manifest import PHONE_SOURCE, Manifest
 from export.artifact_metrics import ci_rows
 from export.targets import BAR, PUBLIC_BEST, SOURCE
 from train.run import RunDir
@@ -176,25 +176,33 @@ def _data_sources(c: CardInputs) -> list[str]:
     met, size = c.met, c.man.input_height
     counts = ", ".join(f"{k} {v:,}" for k, v in (c.source_counts or {}).items())
     val = ", ".join(f"{k} {r['n']}" for k, r in met["val_report"]["per_source"].items())
+    phone = PHONE_SOURCE in (c.source_counts or {})
     return [
         "## Training data and its limits",
         f"- {c.man.trained_on}.",
         "- Sources: Kaggle \"Skin Cancer: Malignant vs. Benign\" (ISIC Archive; benign/malignant "
-        "only, melanoma vs. nevus in practice) and HAM10000 (`ham10000-extra`: one image per lesion, "
-        "seven types, four Vienna and Queensland acquisition groups), training images per source: "
+        "only, melanoma vs. nevus in practice), HAM10000 (`ham10000-extra`: one image per lesion, "
+        "seven types, four Vienna and Queensland acquisition groups)"
+        + (" and PAD-UFES-20 smartphone photos (`pad-ufes-phone`: six types mapped to the nearest "
+           "HAM10000 type, several photos per lesion, split by patient)" if phone else "")
+        + f", training images per source (validation included): "
         f"{counts}; the model takes them at {size}x{size}. Validation ({met['n_val']} images: {val}) "
-        "is drawn per source, label and type, whole lesions at a time, and no run in the model "
-        f"trained on it. Test: {met['n_test']} Kaggle test images after removing "
-        f"{met['n_test_full'] - met['n_test']} that duplicate training images (HAM10000 has no "
-        "test split here).",
+        "is drawn per source, label and type, whole lesions (phone photos: whole patients) at a "
+        f"time, and no run in the model trained on it. Test: {met['n_test']} Kaggle test images "
+        f"after removing {met['n_test_full'] - met['n_test']} that duplicate training images (the "
+        "other sources have no test split here; their numbers below are validation).",
         "- The sources are confounded with the label: nearly all melanomas come from the Kaggle "
         "set and nearly all other types from HAM10000, and the two differ in framing and "
         "processing. Read the per-source numbers below, not a pooled AUC.",
         "- Skin-tone distribution is not recorded and is probably mostly light skin; models "
         "trained on such data lose much on dark skin (Daneshjou et al. 2022: AUC 0.72 on "
         "Fitzpatrick I-II vs 0.57 on V-VI). Do not assume this model works on dark skin.",
-        "- Images are dermoscopic (contact/polarised magnifier), not phone or webcam photos; "
-        "camera frames are out of distribution.", ""]
+        *(["- Phone photos come from one Brazilian clinic's smartphones (most copies already "
+           "resized to 300x300): other phones, lighting, distances and webcams are untested. A "
+           "Pi camera or browser camera frame without a dermoscope is a phone-photo-like input; "
+           "the modality output picks its threshold."] if phone else
+          ["- Images are dermoscopic (contact/polarised magnifier), not phone or webcam photos; "
+           "camera frames are out of distribution."]), ""]
 
 
 def _data(c: CardInputs) -> list[str]:
@@ -224,11 +232,18 @@ def _threshold(c: CardInputs) -> list[str]:
             f"outputs, is {down(man.threshold)}: int8 rounding moves the probabilities a little, so "
             "each exported file gets its own (`export/threshold.py`)."]
            if ship.threshold != man.threshold else [])
+    if ship.modality_thresholds:
+        head = [f"- One threshold per modality, on the temperature-scaled probability; the "
+                f"model's modality output (P({man.modalities[1]}) >= 0.5) picks it: "
+                + ", ".join(f"**{m} {down(t)}**" for m, t in ship.modality_thresholds.items())
+                + f". Rule: {ship.threshold_rule}. Missing a cancer costs more than a false "
+                "alarm, so the thresholds favour sensitivity."]
+    else:
+        head = [f"- Threshold **{down(ship.threshold)}** on the temperature-scaled probability: "
+                f"{ship.threshold_rule}. Missing a melanoma costs more than a false alarm, so the "
+                "threshold favours sensitivity."]
     return [
-        "## Operating threshold and calibration",
-        f"- Threshold **{down(ship.threshold)}** on the temperature-scaled probability: "
-        f"{ship.threshold_rule}. Missing a melanoma costs more than a false alarm, so the "
-        "threshold favours sensitivity.", *own,
+        "## Operating threshold and calibration", *head, *own,
         f"- Temperature T = {down(man.temperature, 3)}, fitted on validation. Test ECE (10 bins, float "
         f"model): {down(cal['ece_raw'])} raw, {down(cal['ece_calibrated'])} scaled; shipped int8 "
         f"model, scaled: {down(c.int8['ece'])}.", ""]
@@ -292,11 +307,24 @@ def _sources(c: CardInputs) -> list[str]:
     mvn = v.get("mel_vs_nv_auc")
     no_dx = [types_line(name, by_label) + " The decision is P(malignant) at the threshold, "
              "not the type." for name, by_label in v.get("types_without_dx", {}).items()]
+    cols = ("n", "n_malignant", "roc_auc", "sensitivity", "specificity")
+    thr = (", ".join(f"{m} {down(t)}" for m, t in c.ship.modality_thresholds.items())
+           + " (each image at its predicted modality's)" if c.ship.modality_thresholds
+           else down(c.ship.threshold))
+    extra = []
+    if v.get("per_modality"):
+        extra += ["Per modality (the image's true modality; how often the modality output is "
+                  "right: " + ", ".join(f"{k} {pct(r)}" for k, r in
+                                         v.get("modality_accuracy", {}).items()) + "):", "",
+                  table(v["per_modality"], cols)]
+    if v.get("per_fitzpatrick"):
+        extra += ["Per Fitzpatrick skin type, where the source records it (few images per row "
+                  "above type III: read them as anecdotes):", "", table(v["per_fitzpatrick"], cols)]
     lines = [
-        "## Per source and lesion type (validation images, shipped int8 file)", "",
-        f"Through the edge runner at the shipped threshold {down(c.ship.threshold)} "
-        "(`python export/evaluate_sources.py`); no run in the model trained on these images:", "",
-        table(v["per_source"], ("n", "n_malignant", "roc_auc", "sensitivity", "specificity")),
+        "## Per source, modality and lesion type (validation images, shipped int8 file)", "",
+        f"Through the edge runner at the shipped threshold {thr} "
+        "(`python export/evaluate_sources.py`); the model never trained on these images:", "",
+        table(v["per_source"], cols), *extra,
         "Per lesion type, the share called malignant (a benign type's false-positive rate, a "
         "malignant type's sensitivity) and how often the most likely type is the right one:", "",
         table(v["per_type"], ("n", "malignant", "called_malignant", "type_accuracy")),
@@ -305,8 +333,8 @@ def _sources(c: CardInputs) -> list[str]:
     for name in v.get("at_sensitivity_0.90", {}):
         if v["per_type"] and name != Path(c.cfg["data_sources"][0]).name:
             lines += _own_point({**v, "folder": name})
-    return lines + ["Keratoses, carcinomas, dermatofibromas and vascular lesions come from one "
-                    "source with few images each: treat these shares as rough.", ""]
+    return lines + ["Keratoses, carcinomas, dermatofibromas and vascular lesions come from "
+                    "few images each: treat these shares as rough.", ""]
 
 
 def _loso(c: CardInputs) -> list[str]:

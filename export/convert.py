@@ -202,8 +202,12 @@ def _guard_data(args, run_dir: Path, data_dir, size: int, info=None):
 
     if args.no_guard:
         return None
+    from export.inputs import source_split
+
     fix = (info.color_constancy, info.border) if info is not None else ("none", "none")
-    data = load_guard_data(run_dir / "config.json", data_dir, size, *fix) if data_dir else None
+    split = source_split(info) if info is not None and info.sources else None
+    data = (load_guard_data(run_dir / "config.json", data_dir, size, *fix, sources=split)
+            if data_dir else None)
     if data is None:
         print("warning: no training/validation images for the guard: exporting without it "
               "(pass --data)", file=sys.stderr)

@@ -59,12 +59,21 @@ def main(argv: list[str] | None = None) -> int:
     except (DatasetNotFound, ManifestError, ModelLoadError, RuntimeMissing, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(f"{args.model}, threshold {down(rep['threshold'])}")
+    thr = (", ".join(f"{k} {down(v)}" for k, v in rep["modality_thresholds"].items())
+           or down(rep["threshold"]))
+    print(f"{args.model}, threshold {thr}")
     for split in ("val", "test"):
         r = rep[split]
         print(f"\n{split}: n={r['n']}, ROC AUC {down(r['overall']['roc_auc'])}, "
               f"melanoma vs nevus AUC {r['mel_vs_nv_auc']}")
-        print(table(r["per_source"], ("n", "n_malignant", "roc_auc", "sensitivity", "specificity")))
+        cols = ("n", "n_malignant", "roc_auc", "sensitivity", "specificity")
+        print(table(r["per_source"], cols))
+        for key in ("per_modality", "per_fitzpatrick"):
+            if r.get(key):
+                print(f"{key.replace('_', ' ')}:\n" + table(r[key], cols))
+        if r.get("modality_accuracy"):
+            print("modality output right: " + ", ".join(f"{k} {pct(v)}" for k, v in
+                                                        r["modality_accuracy"].items()))
         if r["per_type"]:
             print(table(r["per_type"], ("n", "malignant", "called_malignant", "type_accuracy")))
         for src, by_label in r.get("types_without_dx", {}).items():

@@ -68,26 +68,45 @@ def nonlesion_set(size: int, n: int = NONLESION_COUNT, seed: int = NONLESION_SEE
 
 
 def load_guard_data(config_path: Path | None, data_dir: Path, size: int,
-                    color_constancy: str = "none", border: str = "none") -> GuardData | None:
+                    color_constancy: str = "none", border: str = "none",
+                    sources: dict[str, tuple[list, list]] | None = None) -> GuardData | None:
     """The run's train/validation split (``train/evaluate.py``'s) of ``data_dir``, model-sized
-    and corrected as the runner will (``color_constancy``, ``border``: the manifest's)."""
+    and corrected as the runner will (``color_constancy``, ``border``: the manifest's).
+
+    ``sources`` (a several-source run: ``{source name: (train Samples, val Samples)}``, the
+    run's own split) replaces ``data_dir``'s split: every source's training images fit the
+    guard, and its pass rate is reported per source. Test images are never used.
+    """
     from train.config import TrainConfig
     from train.data import list_samples, load_arrays, split_train_val
 
-    cfg = TrainConfig.load(config_path) if config_path and Path(config_path).is_file() else None
-    samples = list_samples(data_dir, "train")
-    tr, va = (split_train_val(samples, cfg.val_fraction, cfg.val_seed) if cfg
-              else split_train_val(samples))
     fix = {"color_constancy": color_constancy, "border": border}
-    x_tr, _, _ = load_arrays(tr, size, verbose=False, **fix)
-    x_va, _, _ = load_arrays(va, size, verbose=False, **fix)
+    if sources:
+        xs_tr, xs_va, names = [], [], []
+        for name, (tr, va) in sources.items():
+            xs_tr.append(load_arrays(tr, size, verbose=False, **fix)[0])
+            x = load_arrays(va, size, verbose=False, **fix)[0]
+            xs_va.append(x)
+            names += [name] * len(x)
+        x_tr, x_va = np.concatenate(xs_tr), np.concatenate(xs_va)
+        where = ", ".join(f"{n} {len(a)}/{len(b)}" for n, a, b in zip(sources, xs_tr, xs_va))
+        described = (f"{len(x_tr)} training and {len(x_va)} validation images of every "
+                     f"source of the run's split (training/validation: {where})")
+    else:
+        cfg = TrainConfig.load(config_path) if config_path and Path(config_path).is_file() else None
+        samples = list_samples(data_dir, "train")
+        tr, va = (split_train_val(samples, cfg.val_fraction, cfg.val_seed) if cfg
+                  else split_train_val(samples))
+        x_tr, _, _ = load_arrays(tr, size, verbose=False, **fix)
+        x_va, _, _ = load_arrays(va, size, verbose=False, **fix)
+        names = [Path(data_dir).name] * len(x_va)
+        described = (f"{len(x_tr)} training and {len(x_va)} validation images of "
+                     f"{Path(data_dir).name} (the run's split)")
     if len(x_tr) < 50 or len(x_va) < 20:
         return None
     nl, kinds = nonlesion_set(size, **fix)
     neg, _ = nonlesion_set(size, seed=NEGATIVE_SEED, **fix)
-    return GuardData(x_tr, x_va, [Path(data_dir).name] * len(x_va), nl, kinds, neg,
-                     described=f"{len(x_tr)} training and {len(x_va)} validation images of "
-                               f"{Path(data_dir).name} (the run's split)")
+    return GuardData(x_tr, x_va, names, nl, kinds, neg, described=described)
 
 
 def _rates(passed: np.ndarray, groups: list[str]) -> dict[str, float]:

@@ -86,10 +86,16 @@ def manifest_from_run(info: RunRecord) -> Manifest:
         m.malignant_classes = tuple(info.config.get("malignant_classes", ()))
     if info.sources:
         m.trained_on = trained_on(info.sources)
+    if info.config.get("modalities") and info.config.get("modality_index") is not None:
+        m.modalities = tuple(info.config["modalities"])
+        m.modality_index = int(info.config["modality_index"])
     if met:
         m.threshold = float(met["threshold"])
         m.temperature = float(met["temperature"])
         m.threshold_rule = str(met.get("threshold_rule", ""))
+        if m.modality_index >= 0 and met.get("modality_thresholds"):
+            m.modality_thresholds = {k: float(v) for k, v in met["modality_thresholds"].items()}
+            m.modality_threshold_rules = dict(met.get("modality_threshold_rules", {}))
         m.metrics = {k: _scalars(met[k]) for k in ("test", "test_full") if k in met}
         m.metrics.update({k: met[k] for k in ("n_test", "n_test_full") if k in met})
     return m
@@ -102,33 +108,62 @@ def operating_rule(info: RunRecord, data_dir: Path, image_size: int):
     validation images are missing; the artifacts then share the manifest's threshold.
     """
     from export.threshold import OperatingRule
-    from train.data import list_samples, load_arrays, split_train_val
+    from train.data import Sample, list_samples, load_arrays, readable, split_train_val
 
     met = info.metrics
     if not info.config or "threshold" not in met:
         return None
     cfg = info.run.load_config()
+    modalities = None
     if info.sources:
-        val = _source_samples(info, "val")
+        items = _source_items(info)["val"]
+        val = [Sample(i.path, i.label) for i in items]
+        mod_of = {str(i.path): i.modality for i in items}
     else:
         _, val = split_train_val(list_samples(data_dir, "train"), cfg.val_fraction, cfg.val_seed)
-    x, y, _ = load_arrays(val, image_size, verbose=False, color_constancy=info.color_constancy,
-                          border=info.border)
+    x, y, bad = load_arrays(val, image_size, verbose=False, color_constancy=info.color_constancy,
+                            border=info.border)
     if len(y) == 0 or len(set(y.tolist())) < 2:
         return None
+    if info.sources and met.get("modality_thresholds"):
+        modalities = [mod_of[str(s.path)] for s in readable(val, bad)]
     # metrics.json from before the lower-bound rule has no "threshold_confidence": point rule
     return OperatingRule(x, y, float(met.get("target_sensitivity", 0.95)),
-                         float(met.get("threshold_confidence", 0.0)))
+                         float(met.get("threshold_confidence", 0.0)), modalities,
+                         dict(met.get("modality_targets", {})),
+                         _primary_modality(info) if modalities else "")
+
+
+def _source_items(info: RunRecord) -> dict:
+    from train.sources import gather
+
+    cfg = info.config
+    return gather(info.sources, float(cfg.get("val_fraction", 0.15)), int(cfg.get("seed", 0)))
+
+
+def _primary_modality(info: RunRecord) -> str:
+    """The modality of the primary source's test images (whose threshold is the one
+    ``threshold``, for runners without a modality output)."""
+    test = _source_items(info)["test"]
+    return test[0].modality if test else ""
+
+
+def source_split(info: RunRecord) -> dict[str, tuple[list, list]]:
+    """``{source: (train Samples, val Samples)}`` of a several-source run's own split."""
+    from train.data import Sample
+
+    g, out = _source_items(info), {}
+    for name in dict.fromkeys(i.source for i in g["train"] + g["val"]):
+        out[name] = tuple([Sample(i.path, i.label) for i in g[s] if i.source == name]
+                          for s in ("train", "val"))
+    return out
 
 
 def _source_samples(info: RunRecord, split: str) -> list:
     """``train.data.Sample``s of one split over every source of a several-source run."""
     from train.data import Sample
-    from train.sources import gather
 
-    cfg = info.config
-    g = gather(info.sources, float(cfg.get("val_fraction", 0.15)), int(cfg.get("seed", 0)))
-    return [Sample(i.path, i.label) for i in g[split]]
+    return [Sample(i.path, i.label) for i in _source_items(info)[split]]
 
 
 def load_calibration(data_dir: Path, image_size: int, count: int, seed: int = 0,

@@ -215,6 +215,7 @@ def _export_one(ctx: ExportContext, fmt: Format, staging: Path, manifest: Manife
         if operating is not None:
             res.operating = artifact_threshold(raw, fmt.runtime, manifest, operating)
             art.threshold, art.threshold_rule = res.operating.threshold, res.operating.rule
+            art.modality_thresholds = dict(res.operating.modality_thresholds)
         res.ok = True
     except ExportError as e:
         res.error = str(e)

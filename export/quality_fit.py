@@ -7,11 +7,14 @@ pass the whole gate. Sharpness depends on the input size (a smaller image has mo
 contrast per pixel), so the floor is a table by size (``edge.quality.MIN_SHARPNESS``, which
 ``edge.quality.gate_for_size`` reads); this script re-measures it.
 
+Fit it on training images only (never a test split):
+
 Example:
-    python export/quality_fit.py /work/shared/datasets/skin-lesions /work/shared/datasets/ham10000-extra
+    python export/quality_fit.py ../shared/datasets/skin-lesions/train \
+        ../shared/datasets/ham10000-extra ../shared/datasets/pad-ufes-phone
 
     >>> gate_for_size(128).min_sharpness, gate_for_size(150).min_sharpness
-    (16.4, 12.4)
+    (14.4, 11.1)
 """
 from __future__ import annotations
 

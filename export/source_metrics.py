@@ -38,13 +38,17 @@ def artifact_outputs(clf, items) -> tuple[np.ndarray, list]:
 
 
 def split_report(clf, items) -> dict:
-    """Metrics of one split at the artifact's threshold (per source, acquisition group, type)."""
+    """Metrics of one split at the artifact's threshold (per source, acquisition group, type;
+    with a modality output, each image at its predicted modality's threshold, and per
+    modality and Fitzpatrick type)."""
     m = clf.manifest
     out, its = artifact_outputs(clf, items)
     p = np.array([m.calibrate(v) for v in out[:, 0]])
     types = ([m.classes[k] for k in out[:, 1:1 + len(m.classes)].argmax(1)]
              if m.classes else None)
-    return report(its, np.array([i.label for i in its]), p, m.threshold, types)
+    mods = [m.modality_of(v) for v in out] if m.modality_index >= 0 else None
+    thr = np.array([m.threshold_for(k) for k in mods]) if mods else m.threshold
+    return report(its, np.array([i.label for i in its]), p, thr, types, mods)
 
 
 def unseen_report(model: Path, folder: Path) -> dict:
@@ -71,5 +75,6 @@ def source_report(model: Path, sources: list[str], val_fraction: float = 0.15,
     clf = Classifier(model)
     g = gather(sources, val_fraction, seed)
     return {"model": str(model), "threshold": clf.manifest.threshold,
+            "modality_thresholds": dict(clf.manifest.modality_thresholds),
             "trained_on": clf.manifest.trained_on, "disclaimer": clf.manifest.disclaimer,
             **{s: split_report(clf, g[s]) for s in splits}}

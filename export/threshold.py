@@ -13,7 +13,7 @@ Example:
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -30,10 +30,20 @@ class OperatingRule:
     labels: np.ndarray
     target_sensitivity: float = 0.95
     confidence: float = 0.95  # one-sided Wilson lower bound; 0 = the point estimate
+    # per image: its modality (a model with a modality output gets one threshold each)
+    modalities: list[str] | None = None
+    modality_targets: dict[str, float] = field(default_factory=dict)
+    primary_modality: str = ""  # whose threshold is also the one ``threshold``
 
-    def describe(self) -> str:
-        return (f"{M.describe_threshold_rule(self.target_sensitivity, self.confidence)}, chosen "
-                f"on this file's own outputs for the {len(self.labels)} validation images")
+    def target(self, modality: str = "") -> float:
+        return float(self.modality_targets.get(modality, self.target_sensitivity))
+
+    def describe(self, modality: str = "") -> str:
+        n = (len(self.labels) if not modality else
+             int(np.sum(np.asarray(self.modalities) == modality)))
+        return (f"{M.describe_threshold_rule(self.target(modality), self.confidence)}, chosen "
+                f"on this file's own outputs for the {n} {modality + ' ' if modality else ''}"
+                "validation images")
 
 
 @dataclass
@@ -44,6 +54,7 @@ class ArtifactThreshold:
     rule: str
     val_sensitivity: float
     val_specificity: float
+    modality_thresholds: dict[str, float] = field(default_factory=dict)
 
 
 def choose(labels: np.ndarray, raw: np.ndarray, temperature: float,
@@ -55,9 +66,26 @@ def choose(labels: np.ndarray, raw: np.ndarray, temperature: float,
         0.9
     """
     cal = M.apply_temperature(np.asarray(raw, np.float64), temperature)
+    if rule.modalities is not None:
+        return _by_modality(np.asarray(labels), cal, rule)
     thr = M.threshold_for_sensitivity(labels, cal, rule.target_sensitivity, rule.confidence)
     m = M.binary_metrics(labels, cal, thr)
     return ArtifactThreshold(float(thr), rule.describe(), m["sensitivity"], m["specificity"])
+
+
+def _by_modality(labels: np.ndarray, cal: np.ndarray, rule: OperatingRule) -> ArtifactThreshold:
+    """One threshold per modality, each on that modality's images; validation sensitivity and
+    specificity with every image at its own modality's threshold."""
+    mod, thr = np.asarray(rule.modalities), {}
+    for m in sorted(set(rule.modalities)):
+        k = mod == m
+        thr[m] = float(M.threshold_for_sensitivity(labels[k], cal[k], rule.target(m),
+                                                   rule.confidence))
+    per_image = np.array([thr[m] for m in mod])
+    met = M.binary_metrics(labels, cal, per_image)
+    main = rule.primary_modality if rule.primary_modality in thr else sorted(thr)[0]
+    text = "; ".join(f"{m}: {rule.describe(m)}" for m in thr)
+    return ArtifactThreshold(thr[main], text, met["sensitivity"], met["specificity"], thr)
 
 
 def artifact_threshold(path: Path, runtime: str, manifest: Manifest,

@@ -45,3 +45,34 @@ def test_newer_schema_is_refused_with_the_fix():
     d["schema"] = SCHEMA_VERSION + 1
     with pytest.raises(ManifestError, match="upgrade the edge package"):
         Manifest.from_json(json.dumps(d))
+
+
+def test_schema5_modality_thresholds_round_trip_and_follow_the_artifact():
+    from edge.manifest import ArtifactInfo, Manifest
+
+    m = Manifest(threshold=0.3, modalities=("dermoscopic", "phone"), modality_index=2,
+                 modality_thresholds={"dermoscopic": 0.3, "phone": 0.6},
+                 artifacts={"q": ArtifactInfo("q", "q.tflite", threshold=0.31,
+                                              modality_thresholds={"dermoscopic": 0.31,
+                                                                   "phone": 0.62})})
+    back = Manifest.from_json(m.to_json())
+    assert back.modalities == ("dermoscopic", "phone") and back.output_size == 3
+    q = back.for_artifact("models/q.tflite")
+    assert q.threshold_for("phone") == 0.62 and q.threshold_for("dermoscopic") == 0.31
+    assert back.for_artifact("x.onnx").threshold_for("phone") == 0.6
+    assert back.modality_of([0.1, 0.2, 0.5]) == "phone"
+    assert back.modality_of([0.1, 0.2, 0.49]) == "dermoscopic"
+
+
+def test_schema4_manifest_keeps_its_one_threshold():
+    import json
+
+    from edge.manifest import Manifest
+
+    d = json.loads(Manifest(threshold=0.42).to_json())
+    for k in ("modalities", "modality_index", "modality_thresholds", "modality_threshold_rules"):
+        d.pop(k)
+    d["schema"] = 4
+    m = Manifest.from_dict(d)
+    assert m.modality_of([0.9]) == "" and m.threshold_for("") == 0.42
+    assert m.threshold_for("phone") == 0.42

@@ -118,3 +118,63 @@ def test_activation_cache_computes_each_image_view_once(tmp_path, monkeypatch):
     assert len((store / "paths.txt").read_text().splitlines()) == 5  # only the new ones ran
     assert np.array_equal(b[:3], a) and len(bad) == 2 and "bad.jpg" in bad[0]
     assert not b[4].any()  # a bad file's rows are zeros
+
+
+@pytest.fixture
+def phone_source(tmp_path):
+    """A pad-ufes-phone-like MANIFEST.csv source: PAD codes with ``dx_ham``, several photos per
+    patient, Fitzpatrick type for some."""
+    folder = tmp_path / "pad-ufes-phone"
+    rows = []
+    pad = (("bcc", "bcc", "malignant"), ("nev", "nv", "benign"), ("ack", "akiec", "malignant"),
+           ("sek", "bkl", "benign"))
+    for i in range(48):
+        dx, dx_ham, label = pad[i % 4]
+        path = f"{label}/PAT_{i // 3}_{i}_{i}.jpg"
+        _jpg(folder / path, 300 + i)
+        rows.append({"path": path, "label": label, "dx": dx, "dx_ham": dx_ham,
+                     "patient_id": f"PAT_{i // 3}", "lesion_id": str(i),
+                     "fitspatrick": "2.0" if i % 2 else ""})
+    with open(folder / "MANIFEST.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    return folder
+
+
+def test_phone_source_maps_types_keeps_patients_whole_and_knows_its_modality(
+        two_sources, phone_source):
+    prim, extra = two_sources
+    items = load_source(phone_source)
+    assert {i.dx for i in items} == {"bcc", "nv", "akiec", "bkl"}  # dx_ham wins over dx
+    assert {i.modality for i in items} == {"phone"}
+    assert {i.fitzpatrick for i in items} == {"2", ""}
+    assert {i.modality for i in load_source(prim) + load_source(extra)} == {"dermoscopic"}
+    g = gather([str(prim), str(extra), str(phone_source)], 0.15, seed=1)
+    patients = lambda part: {i.lesion for i in part if i.source == "pad-ufes-phone"}  # noqa: E731
+    assert patients(g["train"]) and patients(g["val"])
+    assert not patients(g["train"]) & patients(g["val"])  # a patient is on one side only
+    # the phone source's larger validation share (SOURCE_VAL_FRACTIONS) applies
+    n_val = sum(i.source == "pad-ufes-phone" for i in g["val"])
+    assert n_val >= 0.2 * len(items)
+
+
+def test_bad_modality_names_the_file_and_fix(tmp_path):
+    folder = tmp_path / "src"
+    _jpg(folder / "benign" / "a.jpg", 0)
+    (folder / "MANIFEST.csv").write_text("path,label,modality\nbenign/a.jpg,benign,webcam\n")
+    with pytest.raises(ValueError, match="modality 'webcam'.*fix the row for benign/a.jpg"):
+        load_source(folder)
+
+
+def test_acquisition_views_are_deterministic_and_change_size_colour_and_sharpness():
+    img = np.random.default_rng(0).integers(0, 255, (120, 160, 3), np.uint8)
+    img = cv2.GaussianBlur(img, (0, 0), 2)
+    views = [view(img, k, seed=0, key="x", recipe="acquisition") for k in range(1, 25)]
+    again = [view(img, k, seed=0, key="x", recipe="acquisition") for k in range(1, 25)]
+    assert all(np.array_equal(a, b) for a, b in zip(views, again))
+    means = [v.reshape(-1, 3).mean(0) for v in views]
+    assert np.ptp([m[0] / max(m[2], 1) for m in means]) > 0.2  # white balance moves
+    assert np.ptp([float(v.mean()) for v in views]) > 20  # exposure moves
+    with pytest.raises(ValueError, match="unknown view recipe"):
+        view(img, 1, recipe="nope")

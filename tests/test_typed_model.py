@@ -264,3 +264,63 @@ def test_mixed_runs_share_a_trunk_and_the_guard_reads_every_member(typed_export)
     assert vec.shape == (len(x), out.shape[1] + 1)
     np.testing.assert_allclose(vec[:, :-1], out, atol=1e-6)
     assert np.mean(vec[:, -1] >= 0.5) >= 0.9  # the images it was fitted on pass
+
+
+def _tinted(x: np.ndarray) -> np.ndarray:
+    """The same synthetic lesions as a colour-swapped, brighter 'phone photo' (a learnable
+    modality)."""
+    return np.clip(x[..., ::-1].astype(np.float32) * 0.6 + 100, 0, 255).astype(np.uint8)
+
+
+def test_modality_head_picks_each_images_threshold_in_export_and_runner(typed_export, tmp_path):
+    """A modality head on the typed model: export chooses one threshold per modality on each
+    file's own outputs (export/threshold.py), the manifest carries them, and the runner labels
+    every image with its predicted modality's threshold."""
+    import keras
+
+    from edge.classifier import Classifier
+    from edge.manifest import Manifest
+    from export.pipeline import export_model
+    from export.threshold import OperatingRule
+    from tests.fixtures_export import synthetic_arrays
+    from train.sources import DX_NAMES
+    from train.typed_head import fit_modality_head
+
+    model, _, _, _ = typed_export
+    feats = keras.Model(model.input, model.get_layer("features").output)
+    x_d, y_d = synthetic_arrays(96, seed=21)
+    x_p = _tinted(x_d)
+    f = feats.predict(np.concatenate([x_d, x_p]).astype("float32"), verbose=0)
+    modality = fit_modality_head(f, np.r_[np.zeros(len(x_d)), np.ones(len(x_p))],
+                                 epochs=300, lr=0.05)
+    out = model.output
+    both = keras.Model(model.input, keras.layers.Concatenate()([out, modality(
+        model.get_layer("features").output)]))
+    p_phone = both.predict(np.concatenate([x_d, x_p]).astype("float32"), verbose=0)[:, -1]
+    assert (p_phone[:len(x_d)] < 0.5).mean() > 0.8 and (p_phone[len(x_d):] >= 0.5).mean() > 0.8
+    # two images outside validation that the float model places clearly
+    i_d = 48 + int(np.argmin(p_phone[48:len(x_d)]))
+    i_p = 48 + int(np.argmax(p_phone[len(x_d) + 48:]))
+
+    x_val = np.concatenate([x_d[:48], x_p[:48]])
+    y_val = np.concatenate([y_d[:48], y_d[:48]])
+    mods = ["dermoscopic"] * 48 + ["phone"] * 48
+    rule = OperatingRule(x_val, y_val, 0.95, 0.0, mods, {"phone": 0.5}, "dermoscopic")
+    manifest = Manifest(input_height=32, input_width=32, threshold=0.5, classes=DX_CLASSES,
+                        class_names=DX_NAMES, malignant_classes=MALIGNANT_DX,
+                        modalities=("dermoscopic", "phone"), modality_index=1 + len(DX_CLASSES))
+    cal, _ = synthetic_arrays(64, seed=11)
+    res = export_model(both, tmp_path / "m", ["tflite_int8"], cal, manifest, operating=rule,
+                       min_calibration=64, log=lambda m: None)
+    assert res[0].ok, res[0].error
+    thr = res[0].operating.modality_thresholds
+    assert set(thr) == {"dermoscopic", "phone"} and thr["dermoscopic"] != thr["phone"]
+    assert res[0].operating.threshold == thr["dermoscopic"]
+
+    clf = Classifier(tmp_path / "m" / "model_int8.tflite")
+    assert clf.manifest.output_size == 9
+    assert clf.manifest.modality_thresholds == thr  # the file's own
+    for img, mod in ((x_d[i_d], "dermoscopic"), (x_p[i_p], "phone")):
+        p = clf.predict_rgb(img)
+        assert p.modality == mod and p.threshold == thr[mod]
+        assert p.label == ("malignant" if p.probability >= thr[mod] else "benign")

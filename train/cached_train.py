@@ -3,8 +3,9 @@
 Phase ``head``: pooled features of every cached view (the frozen top run once) train the
 head for many cheap epochs. Phase ``top``: the top blocks (BatchNorm frozen) and the head
 train together on the cached cut activations, one random view of each image per epoch.
-The epoch kept is the one with the best *mean per-source* validation ROC AUC of
-P(malignant): a pooled AUC would reward telling the sources apart.
+The epoch kept is the one with the best per-source validation ROC AUC of P(malignant), by
+``select``: ``"worst"`` (the lowest source's AUC; the rule since phone photos joined) or
+``"mean"`` (the mean over sources); a pooled AUC would reward telling the sources apart.
 
 Example:
     >>> per_source_auc(np.array([0, 1, 0, 1]), np.array([.1, .9, .2, .8]), ["a", "a", "b", "b"])
@@ -39,9 +40,12 @@ def _p_malignant(probs: np.ndarray) -> np.ndarray:
     return probs @ MALIGNANT_MASK
 
 
-def _score(y, probs, sources) -> tuple[float, dict]:
+SELECT = {"worst": min, "mean": lambda v: float(np.mean(v))}
+
+
+def _score(y, probs, sources, select: str = "worst") -> tuple[float, dict]:
     aucs = per_source_auc(y, _p_malignant(probs), sources)
-    return float(np.mean(list(aucs.values()))), aucs
+    return float(SELECT[select](list(aucs.values()))), aucs
 
 
 def pooled(top, acts: np.ndarray, batch: int = 256) -> np.ndarray:
@@ -54,7 +58,7 @@ def pooled(top, acts: np.ndarray, batch: int = 256) -> np.ndarray:
 
 
 def train_head(feats, masks, weights, val_feats, val, epochs: int = 60, lr: float = 1e-3,
-               seed: int = 0, result: CachedResult | None = None):
+               seed: int = 0, result: CachedResult | None = None, select: str = "mean"):
     """Head on pooled features; keeps the best epoch's weights. Returns ``(head, result)``."""
     import keras
 
@@ -71,9 +75,9 @@ def train_head(feats, masks, weights, val_feats, val, epochs: int = 60, lr: floa
         x = feats[np.arange(len(feats)), k]
         h = model.fit(x, masks, sample_weight=weights, batch_size=64, epochs=1, verbose=0,
                       shuffle=True)
-        score, aucs = _score(y_val, model.predict(val_feats, verbose=0), src_val)
+        score, aucs = _score(y_val, model.predict(val_feats, verbose=0), src_val, select)
         result.history.append({"phase": "head", "epoch": ep, "loss": h.history["loss"][0],
-                               "val_mean_auc": score, **{f"val_auc_{s}": a for s, a in aucs.items()}})
+                               f"val_{select}_auc": score, **{f"val_auc_{s}": a for s, a in aucs.items()}})
         if score > result.best_score:
             result.best_score, result.best_epoch, best = score, ep, model.get_weights()
     model.set_weights(best)
@@ -82,7 +86,8 @@ def train_head(feats, masks, weights, val_feats, val, epochs: int = 60, lr: floa
 
 
 def train_top(top, head, acts, masks, weights, val_acts, val, epochs: int = 8,
-              lr: float = 1e-4, seed: int = 0, batch: int = 32, result: CachedResult | None = None):
+              lr: float = 1e-4, seed: int = 0, batch: int = 32, result: CachedResult | None = None,
+              select: str = "mean"):
     """Top blocks (BatchNorm frozen) + head on cached activations, one random view per epoch."""
     import keras
 
@@ -103,11 +108,12 @@ def train_top(top, head, acts, masks, weights, val_acts, val, epochs: int = 8,
         h = model.fit(x, masks, sample_weight=weights, batch_size=batch, epochs=1, verbose=0,
                       shuffle=True)
         probs = model.predict(np.asarray(val_acts[:, 0], np.float32), verbose=0, batch_size=128)
-        score, aucs = _score(y_val, probs, src_val)
+        score, aucs = _score(y_val, probs, src_val, select)
         result.history.append({"phase": "top", "epoch": ep, "loss": h.history["loss"][0],
-                               "val_mean_auc": score, **{f"val_auc_{s}": a for s, a in aucs.items()}})
-        print(f"  top epoch {ep}: loss {down(h.history['loss'][0])} val mean AUC {down(score)} {aucs}",
-              flush=True)
+                               f"val_{select}_auc": score,
+                               **{f"val_auc_{s}": a for s, a in aucs.items()}})
+        print(f"  top epoch {ep}: loss {down(h.history['loss'][0])} val {select} AUC "
+              f"{down(score)} {aucs}", flush=True)
         if score > result.best_score:
             result.best_score, result.best_epoch, best = score, 1000 + ep, model.get_weights()
     model.set_weights(best)

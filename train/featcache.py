@@ -49,10 +49,12 @@ class BackboneSpec:
     size: int = 224
     cut: str = "block_12_add"
     color_constancy: str = "none"
+    augment: str = "dermoscope"  # the view recipe (train/views.py RECIPES)
 
     @property
     def tag(self) -> str:
-        return f"{self.name}-{self.alpha:g}-{self.size}-{self.cut}-{self.color_constancy}"
+        tail = "" if self.augment == "dermoscope" else f"-{self.augment}"
+        return f"{self.name}-{self.alpha:g}-{self.size}-{self.cut}-{self.color_constancy}{tail}"
 
 
 def build_backbone(spec: BackboneSpec):
@@ -86,12 +88,13 @@ def bottom_fn(spec: BackboneSpec):
     return lambda x: bottom.predict(x.astype(np.float32) / 127.5 - 1.0, verbose=0, batch_size=64)
 
 
-def _prepare(item, k: int, size: int, cc: str, seed: int):
+def _prepare(item, k: int, spec: BackboneSpec, seed: int):
     try:
         rgb = load_rgb(item.path)
     except ImageError as e:
         return None, str(e)
-    return fit_to_input(view(rgb, k, seed, key=str(item.path.name)), size, size, cc), None
+    v = view(rgb, k, seed, key=str(item.path.name), recipe=spec.augment)
+    return fit_to_input(v, spec.size, spec.size, spec.color_constancy), None
 
 
 def _store(spec: BackboneSpec, k: int, seed: int) -> Path:
@@ -159,8 +162,7 @@ def _run_bottom(bottom, items, k, spec, seed, batch, verbose):
     with ThreadPoolExecutor(2) as pool:
         for start in range(0, len(items), batch):
             chunk = items[start:start + batch]
-            res = list(pool.map(lambda it: _prepare(it, k, spec.size, spec.color_constancy, seed),
-                                chunk))
+            res = list(pool.map(lambda it: _prepare(it, k, spec, seed), chunk))
             for it, (_, e) in zip(chunk, res):
                 if e:
                     bad.append(e)

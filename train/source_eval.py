@@ -17,15 +17,18 @@ from core import metrics as M
 from core.digits import down, pct
 
 
-def per_source(y: np.ndarray, p: np.ndarray, sources: list[str], threshold: float) -> dict:
+def per_source(y: np.ndarray, p: np.ndarray, sources: list[str], threshold) -> dict:
+    """Per source (any grouping): n, ROC AUC, sensitivity and specificity at ``threshold``
+    (one value, or one per image)."""
     src, out = np.asarray(sources), {}
+    thr = np.broadcast_to(np.asarray(threshold, float), np.shape(y))
     for s in sorted(set(sources)):
         k = src == s
         yk, pk = y[k], p[k]
         row = {"n": int(k.sum()), "n_malignant": int(yk.sum())}
         if len(set(yk.tolist())) == 2:
             row["roc_auc"] = float(M.roc_auc(yk, pk))
-        pred = pk >= threshold
+        pred = pk >= thr[k]
         if yk.sum():
             row["sensitivity"] = float(pred[yk == 1].mean())
         if (yk == 0).sum():
@@ -34,13 +37,14 @@ def per_source(y: np.ndarray, p: np.ndarray, sources: list[str], threshold: floa
     return out
 
 
-def per_type(y: np.ndarray, p: np.ndarray, dx: list[str], threshold: float,
+def per_type(y: np.ndarray, p: np.ndarray, dx: list[str], threshold,
              type_pred: list[str] | None = None) -> dict:
     d, out = np.asarray(dx), {}
+    thr = np.broadcast_to(np.asarray(threshold, float), np.shape(y))
     for t in sorted(set(dx) - {""}):
         k = d == t
         row = {"n": int(k.sum()), "malignant": bool(y[k].max()) if k.any() else False,
-               "called_malignant": float((p[k] >= threshold).mean())}
+               "called_malignant": float((p[k] >= thr[k]).mean())}
         if type_pred is not None:
             row["type_accuracy"] = float(np.mean(np.asarray(type_pred)[k] == t))
         out[t] = row
@@ -94,19 +98,33 @@ def mel_vs_nv_auc(y: np.ndarray, p: np.ndarray, dx: list[str]) -> float | None:
     return float(M.roc_auc(y[k], p[k])) if len(set(y[k].tolist())) == 2 else None
 
 
-def split_report(items: list, y: np.ndarray, p: np.ndarray, threshold: float,
-                 types: list[str] | None = None) -> dict:
+def split_report(items: list, y: np.ndarray, p: np.ndarray, threshold,
+                 types: list[str] | None = None, modality: list[str] | None = None) -> dict:
     """One split's report: overall, per source, per acquisition group, per type, mel-vs-nv, and
     per source the operating point its own sensitivity 0.90 would need (``at_sensitivity``).
 
-    ``items`` (``train.sources.Item``) give source, group and ``dx``; ``p`` is the calibrated
-    P(malignant), ``types`` the most likely type per image (``None`` without a type output).
+    ``items`` (``train.sources.Item``) give source, group, ``dx``, modality and Fitzpatrick
+    type; ``p`` is the calibrated P(malignant), ``threshold`` one value or one per image (its
+    predicted modality's), ``types`` the most likely type per image (``None`` without a type
+    output), ``modality`` the predicted modality per image (``None`` without that output).
     """
     dx, groups = [i.dx for i in items], [i.group for i in items]
     src = np.array([i.source for i in items])
     own = {s: at_sensitivity(y[src == s], p[src == s], [d for d, k in zip(dx, src == s) if k])
            for s in sorted(set(src.tolist())) if 0 < y[src == s].sum() < (src == s).sum()}
-    return {"n": len(y), "overall": M.binary_metrics(y, p, threshold),
+    true_mod = [getattr(i, "modality", "") for i in items]
+    fitz = np.array([f"{i.source} type {i.fitzpatrick}" if getattr(i, "fitzpatrick", "")
+                     else "" for i in items])
+    thr = np.broadcast_to(np.asarray(threshold, float), np.shape(y))
+    extra = {}
+    if modality is not None:
+        extra = {"per_modality": per_source(y, p, true_mod, thr),
+                 "modality_accuracy": {m: float(np.mean(np.asarray(modality)[np.asarray(true_mod) == m] == m))
+                                       for m in sorted(set(true_mod))}}
+    if fitz.any():
+        k = fitz != ""
+        extra["per_fitzpatrick"] = per_source(y[k], p[k], list(fitz[k]), thr[k])
+    return {"n": len(y), "overall": M.binary_metrics(y, p, threshold), **extra,
             "at_sensitivity_0.90": own,
             "per_source": per_source(y, p, [i.source for i in items], threshold),
             "per_group": per_source(y, p, groups, threshold) if any(groups) else {},

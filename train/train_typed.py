@@ -1,13 +1,17 @@
 """Train the lesion-type model on several sources from cached backbone activations.
 
 Research and education tool, not a medical device. Sources: the Kaggle skin-lesions set
-(benign/malignant only) and HAM10000-extra (seven lesion types), joined with a
-lesion-disjoint validation split (train/sources.py). MobileNetV2-1.0 is cut at
-``--cut``; its bottom runs once per image and augmented view (train/featcache.py), the
-head and then the top blocks train on that cache (train/cached_train.py).
+(benign/malignant only), HAM10000-extra (seven lesion types) and the pad-ufes-phone photos
+(six types mapped to HAM10000's), joined with a lesion- and patient-disjoint validation split
+(train/sources.py); every (source, label) group weighs the same in each epoch. MobileNetV2-1.0
+is cut at ``--cut``; its bottom runs once per image and augmented view (train/featcache.py),
+the head and then the top blocks train on that cache (train/cached_train.py), keeping the
+epoch with the best ``--select`` per-source validation AUC. With more than one modality
+in training (dermoscopic, phone), a modality head is fitted last (train/typed_head.py).
 
 Examples:
-    python train/train_typed.py --out runs/typed                     # both default sources
+    python train/train_typed.py --out runs/typed                     # the default sources
+    python train/train_typed.py --image-size 160 --augment acquisition --views 8 --out runs/allsrc
     python train/train_typed.py --views 6 --top-epochs 8 --color-constancy shades_of_gray --out runs/typed-sog
     python train/train_typed.py --loso --top-epochs 0 --out runs/typed-loso   # leave-one-group-out check
 """
@@ -27,6 +31,8 @@ import time
 import numpy as np
 
 from core.digits import down
+from train.cached_train import SELECT
+from train.views import RECIPES
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -42,7 +48,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--views", type=int, default=6, help="cached views per training image")
     p.add_argument("--color-constancy", default="none", choices=("none", "shades_of_gray"))
     p.add_argument("--cut", default="block_12_add", help="MobileNetV2 layer where the cache is cut")
-    p.add_argument("--image-size", type=int, default=224, help="input size (ImageNet weights: 224)")
+    p.add_argument("--image-size", type=int, default=224,
+                   help="input size (the 224 ImageNet weights serve every size)")
+    p.add_argument("--augment", default="dermoscope", choices=RECIPES,
+                   help="view recipe of the cached views (train/views.py)")
+    p.add_argument("--select", default="worst", choices=tuple(SELECT),
+                   help="epoch selection: the worst or the mean per-source validation AUC")
     p.add_argument("--head-epochs", type=int, default=40)
     p.add_argument("--top-epochs", type=int, default=8)
     p.add_argument("--top-lr", type=float, default=1e-4)
@@ -68,6 +79,22 @@ def _readable(g: dict, split: str, acts: np.ndarray, bad: list[str]):
     return acts, bad
 
 
+def _modality_head(top, acts: np.ndarray, items: list, seed: int):
+    """P(phone photo) fitted on the final top's pooled features of every cached view, or
+    ``None`` when training saw one modality only."""
+    from train.sources import MODALITIES
+    from train.typed_head import fit_modality_head
+
+    is_phone = np.array([i.modality == MODALITIES[1] for i in items])
+    if is_phone.all() or not is_phone.any():
+        return None
+    from train.cached_train import pooled
+
+    f = pooled(top, acts)
+    return fit_modality_head(f.reshape(-1, f.shape[-1]), np.repeat(is_phone, f.shape[1]),
+                             seed=seed)
+
+
 def run(args) -> dict:
     from train.cached_train import pooled, train_head, train_top
     from train.featcache import BackboneSpec, activations, build_backbone
@@ -77,7 +104,8 @@ def run(args) -> dict:
 
     t0 = time.time()
     g = gather(args.data, args.val_fraction, args.seed)
-    spec = BackboneSpec(size=args.image_size, cut=args.cut, color_constancy=args.color_constancy)
+    spec = BackboneSpec(size=args.image_size, cut=args.cut, color_constancy=args.color_constancy,
+                        augment=args.augment)
     a_train, bad = _readable(g, "train", *activations(g["train"], args.views, spec, args.seed))
     a_val, bad_v = _readable(g, "val", *activations(g["val"], 1, spec, args.seed))
     t_cache = time.time() - t0
@@ -92,16 +120,18 @@ def run(args) -> dict:
         return {"loso": res}
     masks, weights = type_masks(g["train"]), balanced_weights(g["train"])
     head, res = train_head(f_train, masks, weights, f_val, _val_tuple(g["val"]),
-                           args.head_epochs, seed=args.seed)
-    print(f"head: best val mean AUC {down(res.best_score)} (epoch {res.best_epoch})", flush=True)
+                           args.head_epochs, seed=args.seed, select=args.select)
+    print(f"head: best val {args.select} AUC {down(res.best_score)} (epoch {res.best_epoch})",
+          flush=True)
     if args.top_epochs:
         train_top(top, head, a_train, masks, weights, a_val, _val_tuple(g["val"]),
-                  args.top_epochs, args.top_lr, args.seed, result=res)
+                  args.top_epochs, args.top_lr, args.seed, result=res, select=args.select)
+    modality = _modality_head(top, a_train, g["train"], args.seed)
     from train.typed_run import save_run
 
     summary = save_run(Path(args.out), args, g, base, head, res, spec,
                        {"cache_s": t_cache, "total_s": time.time() - t0,
-                        "bad_files": bad + bad_v})
+                        "bad_files": bad + bad_v}, modality)
     if args.loso:
         from train.typed_run import loso
 

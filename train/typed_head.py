@@ -7,8 +7,10 @@ says benign or malignant (the Kaggle set) trains it with a *partial-label* loss:
 negative log of the probability mass on the types its label allows. One loss, one head.
 
 The exported model's output is one vector ``[P(malignant), P(type_1) .. P(type_7)]``
-(``edge/manifest.py`` schema 3); the layer named ``features`` is the pooled penultimate
-representation (the guard reads it).
+(``edge/manifest.py`` schema 3), and with a modality head ``P(phone photo)`` after them
+(schema 5: ``modality_index`` 8); the layer named ``features`` is the pooled penultimate
+representation (the guard reads it). The modality head is a logistic regression on those
+features (``fit_modality_head``), fitted after the rest, so it never shapes them.
 
 Example:
     >>> m = type_masks([Item(Path("a"), 1, "bcc"), Item(Path("b"), 0, "")])
@@ -73,12 +75,37 @@ def head_layers(dropout: float = 0.3, l2: float = 1e-4):
                                kernel_regularizer=keras.regularizers.L2(l2)))
 
 
-def full_model(base, head, image_size: int, name: str = "typed_mobilenetv2"):
-    """Raw RGB 0..255 -> ``[P(malignant), P(types)]``: scaling, backbone, head, fixed output."""
+def fit_modality_head(feats: np.ndarray, is_phone: np.ndarray, epochs: int = 60,
+                      seed: int = 0, lr: float = 1e-3):
+    """A ``Dense(1, sigmoid)`` named ``modality`` on pooled features ``[N, F]``: P(phone photo).
+
+    Classes weighted equally (phone photos are the minority), L2 on the kernel.
+    """
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    y = np.asarray(is_phone, np.float32)
+    n_pos = max(float(y.sum()), 1.0)
+    w = np.where(y == 1, len(y) / (2 * n_pos), len(y) / (2 * max(len(y) - n_pos, 1.0)))
+    layer = keras.layers.Dense(1, activation="sigmoid", name="modality",
+                               kernel_regularizer=keras.regularizers.L2(1e-3))
+    inp = keras.Input((feats.shape[-1],))
+    m = keras.Model(inp, layer(inp))
+    m.compile(keras.optimizers.Adam(lr), "binary_crossentropy")
+    m.fit(feats.astype(np.float32), y, sample_weight=w.astype(np.float32), batch_size=128,
+          epochs=epochs, verbose=0)
+    return layer
+
+
+def full_model(base, head, image_size: int, name: str = "typed_mobilenetv2", modality=None):
+    """Raw RGB 0..255 -> ``[P(malignant), P(types)]`` (``+ [P(phone)]`` with a ``modality``
+    layer): scaling, backbone, head, fixed output."""
     import keras
 
     inp = keras.Input((image_size, image_size, 3), name="image")
     x = keras.layers.Rescaling(1 / 127.5, offset=-1.0, name="scale")(inp)
     f = keras.layers.Identity(name="features")(base(x))
-    probs = head[1](head[0](f))
-    return keras.Model(inp, output_layer()(probs), name=name)
+    out = output_layer()(head[1](head[0](f)))
+    if modality is not None:
+        out = keras.layers.Concatenate(name="outputs_modality")([out, modality(f)])
+    return keras.Model(inp, out, name=name)

@@ -21,7 +21,7 @@ import numpy as np
 from core import DISCLAIMER
 from core.atomic import atomic_write_text
 from core import metrics as M
-from core.digits import down
+from core.digits import down, pct
 from edge.manifest import trained_on
 from train.data import list_samples
 from train.run import RunDir
@@ -29,6 +29,10 @@ from train.source_eval import split_report, table
 from train.sources import DX_CLASSES, DX_NAMES, MALIGNANT_DX
 
 TARGET, CONFIDENCE = 0.95, 0.95
+# target sensitivity per modality (the Wilson lower bound at CONFIDENCE must reach it): phone
+# photos get 0.85, the project's bar for them, since ~60 validation cancers cannot show 0.95
+MODALITY_TARGETS = {"dermoscopic": 0.95, "phone": 0.85}
+MODALITY_INDEX = 8  # output index of P(phone) in a typed model with a modality head
 
 
 def threshold_fields(y: np.ndarray, p: np.ndarray) -> dict:
@@ -39,6 +43,37 @@ def threshold_fields(y: np.ndarray, p: np.ndarray) -> dict:
             f"(on temperature-scaled probability, T={down(t, 3)})")
     return {"temperature": t, "threshold": thr, "threshold_rule": rule,
             "target_sensitivity": TARGET, "threshold_confidence": CONFIDENCE}
+
+
+def modality_fields(y: np.ndarray, p_cal: np.ndarray, modality: list[str],
+                    temperature: float) -> dict:
+    """One threshold per modality, each by the Wilson rule on that modality's validation
+    images (``p_cal``: temperature-scaled P(malignant); ``modality``: each image's own).
+
+    >>> f = modality_fields(np.array([0, 1, 1, 0]), np.array([.2, .9, .7, .1]),
+    ...                     ["phone", "phone", "dermoscopic", "dermoscopic"], 1.0)
+    >>> f["modality_thresholds"]
+    {'dermoscopic': 0.7, 'phone': 0.9}
+    """
+    mod, thr, rules = np.asarray(modality), {}, {}
+    for m in sorted(set(modality)):
+        k = mod == m
+        target = MODALITY_TARGETS.get(m, TARGET)
+        thr[m] = float(M.threshold_for_sensitivity(y[k], p_cal[k], target, CONFIDENCE))
+        rules[m] = (f"{M.describe_threshold_rule(target, CONFIDENCE)} over the {int(k.sum())} "
+                    f"{m} validation images (temperature-scaled probability, "
+                    f"T={down(temperature, 3)})")
+    return {"modality_thresholds": thr, "modality_threshold_rules": rules,
+            "modality_targets": {m: MODALITY_TARGETS.get(m, TARGET) for m in thr}}
+
+
+def predicted_modality(out: np.ndarray, index: int | None) -> list[str] | None:
+    """``phone`` where the output's P(phone) >= 0.5 (the runner's rule), else ``dermoscopic``."""
+    from train.sources import MODALITIES
+
+    if index is None:
+        return None
+    return [MODALITIES[int(v >= 0.5)] for v in out[:, index]]
 
 
 def predict_items(model, items, size: int, cc: str) -> tuple[np.ndarray, list[str]]:
@@ -52,22 +87,38 @@ def predict_items(model, items, size: int, cc: str) -> tuple[np.ndarray, list[st
         [str(i.path) for i in items if str(i.path) in keep]
 
 
-def _split_report(items, out, thr_fields) -> dict:
+def image_thresholds(out: np.ndarray, fields: dict, index: int | None) -> np.ndarray:
+    """Each image's threshold: its predicted modality's, or the one threshold."""
+    mods = predicted_modality(out, index)
+    if mods is None or "modality_thresholds" not in fields:
+        return np.full(len(out), fields["threshold"])
+    return np.array([fields["modality_thresholds"].get(m, fields["threshold"]) for m in mods])
+
+
+def _split_report(items, out, thr_fields, index: int | None = None) -> dict:
     keep = {str(i.path): i for i in items}
     its = [keep[f] for f in out[1]]
     p = M.apply_temperature(out[0][:, 0], thr_fields["temperature"])
-    types = [DX_CLASSES[k] for k in out[0][:, 1:].argmax(1)]
-    return split_report(its, np.array([i.label for i in its]), p, thr_fields["threshold"], types)
+    types = [DX_CLASSES[k] for k in out[0][:, 1:1 + len(DX_CLASSES)].argmax(1)]
+    return split_report(its, np.array([i.label for i in its]), p,
+                        image_thresholds(out[0], thr_fields, index), types,
+                        predicted_modality(out[0], index))
 
 
-def save_run(out: Path, args, g: dict, base, head, res, spec, extra: dict) -> dict:
-    """Assemble the exportable typed model from backbone and head, save and evaluate it."""
+def save_run(out: Path, args, g: dict, base, head, res, spec, extra: dict,
+             modality=None) -> dict:
+    """Assemble the exportable typed model from backbone and head (and modality head), save
+    and evaluate it."""
+    from train.sources import MODALITIES
     from train.typed_head import full_model
 
-    model = full_model(base, head, spec.size)
+    model = full_model(base, head, spec.size, modality=modality)
     cfg = {"model": "typed_mobilenetv2", "alpha": spec.alpha, "views": args.views,
            "backbone": asdict(spec), "head_epochs": args.head_epochs,
-           "top_epochs": args.top_epochs, "top_lr": args.top_lr}
+           "top_epochs": args.top_epochs, "top_lr": args.top_lr,
+           "augment": spec.augment, "select": getattr(args, "select", "mean")}
+    if modality is not None:
+        cfg.update({"modalities": list(MODALITIES), "modality_index": MODALITY_INDEX})
     metrics = write_run(out, model, g, spec.size, spec.color_constancy, cfg, args.seed,
                         args.val_fraction, res.history)
     metrics.update({"best_epoch": res.best_epoch, "best_val_mean_auc": res.best_score,
@@ -86,13 +137,24 @@ def write_run(out: Path, model, g: dict, size: int, cc: str, cfg: dict, seed: in
     model.save(run.model_keras)
     val = predict_items(model, g["val"], size, cc)
     test = predict_items(model, g["test"], size, cc)
-    y_val = np.array([i.label for i in g["val"] if str(i.path) in set(val[1])])
+    val_items = [i for i in g["val"] if str(i.path) in set(val[1])]
+    y_val = np.array([i.label for i in val_items])
     fields = threshold_fields(y_val, val[0][:, 0])
-    rep_val, rep_test = _split_report(g["val"], val, fields), _split_report(g["test"], test, fields)
+    index = cfg.get("modality_index")
+    if index is not None:
+        fields.update(modality_fields(y_val, M.apply_temperature(val[0][:, 0],
+                                                                 fields["temperature"]),
+                                      [i.modality for i in val_items], fields["temperature"]))
+        # the one threshold (runners without modality): the primary source's modality's
+        fields["threshold"] = fields["modality_thresholds"][g["test"][0].modality]
+        fields["threshold_rule"] = fields["modality_threshold_rules"][g["test"][0].modality]
+    rep_val = _split_report(g["val"], val, fields, index)
+    rep_test = _split_report(g["test"], test, fields, index)
     yt = np.array([i.label for i in g["test"] if str(i.path) in set(test[1])])
     pt = M.apply_temperature(test[0][:, 0], fields["temperature"])
-    test_m = M.binary_metrics(yt, pt, fields["threshold"])
-    test_m["ci95"] = M.bootstrap_ci(yt, pt, fields["threshold"], 1000, seed)
+    thr_t = image_thresholds(test[0], fields, index)
+    test_m = M.binary_metrics(yt, pt, thr_t)
+    test_m["ci95"] = M.bootstrap_ci(yt, pt, thr_t, 1000, seed)
     n_test_full = len(list_samples(Path(g["dirs"][0]), "test", exclude_leaked=False))
     calibration = {"ece_raw": M.expected_calibration_error(yt, test[0][:, 0]),
                    "ece_calibrated": M.expected_calibration_error(yt, pt)}
@@ -109,6 +171,9 @@ def write_run(out: Path, model, g: dict, size: int, cc: str, cfg: dict, seed: in
                "val_mean_source_auc": float(np.mean([r["roc_auc"] for r in
                                                      rep_val["per_source"].values()
                                                      if "roc_auc" in r])),
+               "val_worst_source_auc": float(np.min([r["roc_auc"] for r in
+                                                    rep_val["per_source"].values()
+                                                    if "roc_auc" in r])),
                "labels": ["benign", "malignant"]}
     run.write_json(run.metrics_json, metrics)
     np.savez(run.predictions_npz, val=val[0], val_files=val[1], test=test[0],
@@ -132,11 +197,21 @@ def report_md(m: dict, trained: str) -> str:
     lines = [f"# {m['run_id']}: lesion-type model", "",
              f"**{DISCLAIMER}**", "", f"Trained on: {trained}.", "",
              f"Operating threshold {down(m['threshold'])}: {m['threshold_rule']}.", ""]
+    for mod, thr in m.get("modality_thresholds", {}).items():
+        lines += [f"- {mod} photos (predicted modality): threshold {down(thr)}: "
+                  f"{m['modality_threshold_rules'][mod]}."]
+    lines += [""] if m.get("modality_thresholds") else []
+    cols = ("n", "n_malignant", "roc_auc", "sensitivity", "specificity")
     for split in ("val", "test"):
         r = m[f"{split}_report"]
         lines += [f"## {split} (n={r['n']}), melanoma vs nevus AUC: {r['mel_vs_nv_auc']}", "",
-                  table(r["per_source"], ("n", "n_malignant", "roc_auc", "sensitivity",
-                                          "specificity")), ""]
+                  table(r["per_source"], cols), ""]
+        for key in ("per_modality", "per_fitzpatrick"):
+            if r.get(key):
+                lines += [f"{key.replace('_', ' ')}:", "", table(r[key], cols), ""]
+        if r.get("modality_accuracy"):
+            lines += ["modality output right: " + ", ".join(
+                f"{k} {pct(v)}" for k, v in r["modality_accuracy"].items()), ""]
         if r["per_type"]:
             lines += [table(r["per_type"], ("n", "malignant", "called_malignant",
                                             "type_accuracy")), ""]

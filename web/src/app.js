@@ -2,7 +2,7 @@
 // Test hooks on window.skinlesion: ready (Promise), classifyImageData(imageData, source),
 // captureFrame() (the current camera frame), results (every file result), last (latest).
 
-import { Classifier } from "./classifier.js";
+import { Classifier, modalityThresholds } from "./classifier.js";
 import { cut } from "./digits.js";
 import { rgbaToRgb } from "./preprocess.js";
 
@@ -10,13 +10,22 @@ const $ = (id) => document.getElementById(id);
 const api = { results: [], last: null, classifier: null };
 window.skinlesion = api;
 const params = new URLSearchParams(location.search);
+const MODALITY_NAMES = { phone: "phone photo" };
+
+/** How the page names a modality ("phone" -> "phone photo"; others as the manifest spells them). */
+const modalityName = (mod) => (Object.hasOwn(MODALITY_NAMES, mod) ? MODALITY_NAMES[mod] : mod);
+
+/** "threshold 0.42", or "phone photo threshold 0.55" when the model told the modality. */
+function thresholdText(r) {
+  return `${r.modality ? `${modalityName(r.modality)} ` : ""}threshold ${cut(r.threshold, 3)}`;
+}
 
 function show(r, fps) {
   const m = api.classifier.manifest;
   $("label").textContent = r.label;
   $("label").className = r.status === "ok" ? r.label : "other";
   $("prob").textContent = r.probability == null ? "–"
-    : `p(${m.labels[m.positive_index ?? 1]}) = ${cut(r.probability, 3)} (threshold ${cut(m.threshold, 3)})`;
+    : `p(${m.labels[m.positive_index ?? 1]}) = ${cut(r.probability, 3)} (${thresholdText(r)})`;
   $("type").textContent = r.status === "ok" && r.lesionType
     ? `most likely type: ${r.lesionTypeName} (${cut(r.lesionTypeProbability, 2)})` : "";
   $("fps").textContent = fps ? `${fps.toFixed(1)} FPS, ${r.ms.toFixed(0)} ms` : `${r.ms.toFixed(0)} ms`;
@@ -90,7 +99,8 @@ async function classifyFiles(files) {
     api.results.push(r);
     if (files.length > 1) {
       const li = document.createElement("li");
-      li.textContent = `${f.name}: ${r.label}` + (r.probability == null ? "" : ` (${cut(r.probability, 3)})`);
+      li.textContent = `${f.name}: ${r.label}` + (r.probability == null ? ""
+        : ` (${cut(r.probability, 3)}${r.modality ? `, ${thresholdText(r)}` : ""})`);
       $("list").append(li);
     }
   }
@@ -168,9 +178,11 @@ async function main() {
   const t0 = performance.now();
   api.classifier = await Classifier.load(model, "manifest.json", { threads: Number(params.get("threads") || 0) });
   api.loadMs = performance.now() - t0;
-  const m = api.classifier.manifest;
+  const m = api.classifier.manifest, per = modalityThresholds(m);
+  const thr = per.length ? `thresholds ${per.map(([k, t]) => `${modalityName(k)} ${cut(t, 3)}`).join(", ")}`
+    : `threshold ${cut(m.threshold, 3)}`;
   $("status").textContent = `${model} · onnxruntime-web wasm, ${api.classifier.threads} thread(s)` +
-    ` · threshold ${cut(m.threshold, 3)} · T ${cut(m.temperature || 1, 3)}` +
+    ` · ${thr} · T ${cut(m.temperature || 1, 3)}` +
     (m.guard ? " · guard on" : "") + (m.quality && m.quality.enabled ? " · quality gate on" : "");
   $("file").addEventListener("change", (e) => classifyFiles([...e.target.files]));
   $("cam").addEventListener("click", startCamera);

@@ -5,11 +5,14 @@
 // Example (page):
 //   const clf = await Classifier.load("model_int8.onnx", "manifest.json");
 //   const r = await clf.classifyRgb({ width, height, data: rgbBytes });
-//   r.label, r.probability
+//   r.label, r.probability, r.threshold (the modality's, when the model tells it), r.modality
 
 import * as ort from "./vendor/ort.wasm.min.mjs";
 import { applyBorder, applyColorConstancy, fitToInput, toModelInput } from "./preprocess.js";
 import { qualityReason } from "./quality.js";
+
+/** Newest manifest schema this app reads (edge/manifest.py SCHEMA_VERSION). */
+export const SCHEMA = 5;
 
 /** Calibrated probability sigmoid(logit(p) / T), as Manifest.calibrate. */
 export function calibrate(p, temperature) {
@@ -17,7 +20,9 @@ export function calibrate(p, temperature) {
   return 1 / (1 + Math.exp(-Math.log(q / (1 - q)) / temperature));
 }
 
-/** The manifest as one artifact uses it: its own threshold (Manifest.for_artifact). */
+/** The manifest as one artifact uses it: its own threshold and per-modality thresholds
+ *  (Manifest.for_artifact: only when the artifact has a threshold; an artifact without
+ *  modality_thresholds keeps the manifest's). */
 export function forArtifact(manifest, modelFile) {
   const name = modelFile.split("/").pop();
   const art = Object.values(manifest.artifacts || {}).find((a) => a.file.split("/").pop() === name);
@@ -25,23 +30,51 @@ export function forArtifact(manifest, modelFile) {
   if (art && art.threshold !== null && art.threshold !== undefined) {
     m.threshold = art.threshold;
     m.threshold_rule = art.threshold_rule || manifest.threshold_rule;
+    const own = art.modality_thresholds || {};
+    m.modality_thresholds = { ...(Object.keys(own).length ? own : manifest.modality_thresholds || {}) };
   }
   return m;
 }
 
 /** Output-vector length the manifest describes (Manifest.output_size). */
 export function outputSize(m) {
-  const n = 1 + (m.classes || []).length;
+  const n = Math.max(1 + (m.classes || []).length, (m.modality_index ?? -1) + 1);
   return m.guard ? Math.max(n, m.guard.index + 1) : n;
 }
 
-/** Turn one dequantized output vector into a result (label, lesion type, guard). */
+/** The image's modality from its output vector, "" without a modality output
+ *  (Manifest.modality_of): modalities[1] when vec[modality_index] >= 0.5, else modalities[0]. */
+export function modalityOf(m, vec) {
+  const i = m.modality_index ?? -1, names = m.modalities || [];
+  if (i < 0 || names.length < 2) return "";
+  return names[Number(vec[i]) >= 0.5 ? 1 : 0];
+}
+
+/** The operating threshold for an image of `modality` (Manifest.threshold_for): its entry of
+ *  modality_thresholds, else the manifest's threshold. */
+export function thresholdFor(m, modality) {
+  const t = m.modality_thresholds || {};
+  return Number(Object.hasOwn(t, modality) ? t[modality] : m.threshold);
+}
+
+/** Per-modality thresholds as [modality, threshold] pairs, [] when the manifest has no
+ *  modality output or no modality thresholds (then m.threshold is the only one). */
+export function modalityThresholds(m) {
+  const names = m.modalities || [];
+  if ((m.modality_index ?? -1) < 0 || names.length < 2) return [];
+  if (!Object.keys(m.modality_thresholds || {}).length) return [];
+  return names.map((k) => [k, thresholdFor(m, k)]);
+}
+
+/** Turn one dequantized output vector into a result (label by the modality's threshold,
+ *  lesion type, modality, guard), as edge/classifier.py predict_rgb. */
 export function interpret(m, vec) {
   const raw = vec[0], p = calibrate(raw, m.temperature || 1);
-  const pos = p >= m.threshold, labels = m.labels || ["benign", "malignant"];
+  const modality = modalityOf(m, vec), threshold = thresholdFor(m, modality);
+  const pos = p >= threshold, labels = m.labels || ["benign", "malignant"];
   const pi = m.positive_index ?? 1;
   const r = { status: "ok", label: labels[pos ? pi : 1 - pi], probability: p,
-              rawProbability: raw, threshold: m.threshold, vector: Array.from(vec),
+              rawProbability: raw, threshold, modality, vector: Array.from(vec),
               classProbabilities: {}, lesionType: null, lesionTypeName: null,
               lesionTypeProbability: null, guardScore: null, reason: "" };
   (m.classes || []).forEach((c, i) => { r.classProbabilities[c] = vec[1 + i]; });
@@ -54,7 +87,9 @@ export function interpret(m, vec) {
   if (m.guard) {
     r.guardScore = vec[m.guard.index];
     if (r.guardScore < m.guard.threshold) {
-      Object.assign(r, { status: "not_a_lesion", label: "no lesion in view" });
+      // as the Python runner: no label, so no modality and the manifest's threshold
+      Object.assign(r, { status: "not_a_lesion", label: "no lesion in view", modality: "",
+                         threshold: m.threshold });
     }
   }
   return r;
@@ -72,8 +107,8 @@ export class Classifier {
   /** Fetch manifest + model, open an onnxruntime-web session (threads: 0 = runtime default). */
   static async load(modelUrl, manifestUrl, { threads = 0 } = {}) {
     const manifest = await (await fetch(manifestUrl)).json();
-    if ((manifest.schema || 1) > 4) {
-      throw new Error(`manifest schema ${manifest.schema} is newer than this app (4); rebuild it`);
+    if ((manifest.schema || 1) > SCHEMA) {
+      throw new Error(`manifest schema ${manifest.schema} is newer than this app (${SCHEMA}); rebuild it`);
     }
     ort.env.wasm.wasmPaths = new URL("./vendor/", import.meta.url).href;
     ort.env.wasm.numThreads = threads || (self.crossOriginIsolated ? Math.min(4, navigator.hardwareConcurrency || 1) : 1);
@@ -123,7 +158,7 @@ export class Classifier {
     let r;
     if (reason) {
       r = { status: "unusable", label: `image unusable: ${reason}`, reason, probability: null,
-            rawProbability: null, threshold: m.threshold, vector: null };
+            rawProbability: null, threshold: m.threshold, modality: "", vector: null };
     } else {
       r = interpret(m, await this.run(fitted));
     }
