@@ -323,7 +323,7 @@ def _sources(c: CardInputs) -> list[str]:
     lines = [
         "## Per source, modality and lesion type (validation images, shipped int8 file)", "",
         f"Through the edge runner at the shipped threshold {thr} "
-        "(`python export/evaluate_sources.py`); the model never trained on these images:", "",
+        "(`python export/evaluate_sources.py`); the model was not trained on these images:", "",
         table(v["per_source"], cols), *extra,
         "Per lesion type, the share called malignant (a benign type's false-positive rate, a "
         "malignant type's sensitivity) and how often the most likely type is the right one:", "",

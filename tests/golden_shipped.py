@@ -40,8 +40,8 @@ def real_inputs(data_dir: Path) -> list[Path]:
 
 
 def predictions(model: Path = SHIPPED, data_dir: Path | None = None) -> dict[str, dict]:
-    """Per input: the raw P(malignant) and guard score (gate and guard off, so every input has
-    them), and the status and label the runner gives with them on."""
+    """Per input: the raw P(malignant), guard score and modality (gate and guard off, so every
+    input has them), and the status and label the runner gives with them on."""
     from edge.classifier import Classifier
     from edge.images import load_rgb
 
@@ -54,7 +54,7 @@ def predictions(model: Path = SHIPPED, data_dir: Path | None = None) -> dict[str
     for name, img in inputs.items():
         r, p = raw.predict_rgb(img, name), clf.predict_rgb(img, name)
         out[name] = {"raw_probability": r.raw_probability, "guard_score": r.guard_score,
-                     "status": p.status, "label": p.label}
+                     "modality": r.modality, "status": p.status, "label": p.label}
     return out
 
 
@@ -68,8 +68,9 @@ def main(argv: list[str] | None = None) -> int:
     from edge.classifier import Classifier
 
     preds = predictions(SHIPPED, resolve_data_dir(None))
-    doc = {"model": SHIPPED.name, "sha256": sha256_file(SHIPPED),
-           "threshold": Classifier(SHIPPED).manifest.threshold,  # the file's own, as the runner uses it
+    m = Classifier(SHIPPED).manifest  # the file's own thresholds, as the runner uses them
+    doc = {"model": SHIPPED.name, "sha256": sha256_file(SHIPPED), "threshold": m.threshold,
+           "modality_thresholds": m.modality_thresholds,
            "predictions": preds}
     if args.write:
         atomic_write_text(GOLDEN, json.dumps(doc, indent=2) + "\n")

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.manifest import Manifest
+from edge.manifest import SCHEMA_VERSION, Manifest
 from export.context import ExportError
 from export.convert import main, parse_tolerances
 from export.inputs import find_latest_model
@@ -230,7 +230,7 @@ def test_border_fill_is_recorded_and_applied_by_the_runner(tiny_model_path, synt
                  str(out), "--formats", "tflite_int8", "--calibration-count", "40",
                  "--border", "fill_dark"]) == 0, capsys.readouterr().err
     m = Manifest.load(out / "manifest.json")
-    assert m.border == "fill_dark" and m.schema == 4
+    assert m.border == "fill_dark" and m.schema == SCHEMA_VERSION
     from export.card import _corrections  # the model card says so; a plain manifest says nothing
     assert "`border: fill_dark`" in _corrections(m)[0] and _corrections(Manifest()) == []
     assert json.loads((out / "export_report.json").read_text())["command"].endswith(

@@ -127,7 +127,7 @@ def test_probe_run_cli_writes_a_run_that_combines(two_sources, tmp_path, monkeyp
     assert "| probe | 0.6123" in text
     assert "## Simulated dermoscope shifts" in text and "| ring | skin-lesions |" in text
     assert "not a medical device" in text.lower() and "Mix of 2 runs" in text and "linear probe" in text
-    assert "## Per source and lesion type" in text and "| extra |" in text and "| bcc |" in text
+    assert "## Per source, modality and lesion type" in text and "| extra |" in text and "| bcc |" in text
     assert "never trained on" not in text  # HAM-like extra source is trained on: no unseen section
     # the card reproduces the export as it was run (its calibration count included)
     assert f"--formats tflite_int8 --min-calibration 16\n" in text

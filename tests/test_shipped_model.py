@@ -28,6 +28,7 @@ def test_shipped_model_is_the_recorded_one(golden):
     assert art is not None and art.sha256 == golden["sha256"]
     assert m.labels == ("benign", "malignant") and "not a medical device" in m.disclaimer
     assert m.for_artifact(G.SHIPPED).threshold == golden["threshold"]  # what the runner applies
+    assert m.for_artifact(G.SHIPPED).modality_thresholds == golden.get("modality_thresholds", {})
 
 
 def _same(got: dict, want: dict, key: str) -> None:
@@ -37,6 +38,7 @@ def _same(got: dict, want: dict, key: str) -> None:
         else:
             assert got[k] == pytest.approx(want[k], abs=1e-6), (key, k)
     assert (got["status"], got["label"]) == (want["status"], want["label"]), key
+    assert got["modality"] == want.get("modality", ""), key
 
 
 def test_synthetic_predictions_match(golden):

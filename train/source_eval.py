@@ -98,6 +98,16 @@ def mel_vs_nv_auc(y: np.ndarray, p: np.ndarray, dx: list[str]) -> float | None:
     return float(M.roc_auc(y[k], p[k])) if len(set(y[k].tolist())) == 2 else None
 
 
+def modality_accuracy(true: list[str], predicted: list[str]) -> dict[str, float]:
+    """Per true modality, the share of images whose predicted modality is right.
+
+    >>> modality_accuracy(["phone", "phone", "dermoscopic"], ["phone", "dermoscopic", "dermoscopic"])
+    {'dermoscopic': 1.0, 'phone': 0.5}
+    """
+    t, q = np.asarray(true), np.asarray(predicted)
+    return {m: float(np.mean(q[t == m] == m)) for m in sorted(set(true))}
+
+
 def split_report(items: list, y: np.ndarray, p: np.ndarray, threshold,
                  types: list[str] | None = None, modality: list[str] | None = None) -> dict:
     """One split's report: overall, per source, per acquisition group, per type, mel-vs-nv, and
@@ -112,15 +122,13 @@ def split_report(items: list, y: np.ndarray, p: np.ndarray, threshold,
     src = np.array([i.source for i in items])
     own = {s: at_sensitivity(y[src == s], p[src == s], [d for d, k in zip(dx, src == s) if k])
            for s in sorted(set(src.tolist())) if 0 < y[src == s].sum() < (src == s).sum()}
-    true_mod = [getattr(i, "modality", "") for i in items]
-    fitz = np.array([f"{i.source} type {i.fitzpatrick}" if getattr(i, "fitzpatrick", "")
-                     else "" for i in items])
+    true_mod = [i.modality for i in items]
+    fitz = np.array([f"{i.source} type {i.fitzpatrick}" if i.fitzpatrick else "" for i in items])
     thr = np.broadcast_to(np.asarray(threshold, float), np.shape(y))
     extra = {}
     if modality is not None:
         extra = {"per_modality": per_source(y, p, true_mod, thr),
-                 "modality_accuracy": {m: float(np.mean(np.asarray(modality)[np.asarray(true_mod) == m] == m))
-                                       for m in sorted(set(true_mod))}}
+                 "modality_accuracy": modality_accuracy(true_mod, modality)}
     if fitz.any():
         k = fitz != ""
         extra["per_fitzpatrick"] = per_source(y[k], p[k], list(fitz[k]), thr[k])

@@ -55,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--select", default="worst", choices=tuple(SELECT),
                    help="epoch selection: the worst or the mean per-source validation AUC")
     p.add_argument("--head-epochs", type=int, default=40)
+    p.add_argument("--head-views", type=int, default=0,
+                   help="views the head phase trains on (the first N; 0: all); the top blocks "
+                        "always see every view")
     p.add_argument("--top-epochs", type=int, default=8)
     p.add_argument("--top-lr", type=float, default=1e-4)
     p.add_argument("--seed", type=int, default=0)
@@ -81,7 +84,9 @@ def _readable(g: dict, split: str, acts: np.ndarray, bad: list[str]):
 
 def _modality_head(top, acts: np.ndarray, items: list, seed: int):
     """P(phone photo) fitted on the final top's pooled features of every cached view, or
-    ``None`` when training saw one modality only."""
+    ``None`` when training saw one modality only. (Fitted on the first, un-augmented view
+    alone it recognised 55% of the validation phone photos, against 90% with every view:
+    docs/experiments.md.)"""
     from train.sources import MODALITIES
     from train.typed_head import fit_modality_head
 
@@ -119,7 +124,8 @@ def run(args) -> dict:
         RunDir(args.out).write_json(RunDir(args.out).loso_json, res)
         return {"loso": res}
     masks, weights = type_masks(g["train"]), balanced_weights(g["train"])
-    head, res = train_head(f_train, masks, weights, f_val, _val_tuple(g["val"]),
+    f_head = f_train[:, :args.head_views] if args.head_views > 0 else f_train
+    head, res = train_head(f_head, masks, weights, f_val, _val_tuple(g["val"]),
                            args.head_epochs, seed=args.seed, select=args.select)
     print(f"head: best val {args.select} AUC {down(res.best_score)} (epoch {res.best_epoch})",
           flush=True)
@@ -147,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(summary["loso"], indent=2))
         return 0
     print(json.dumps({k: v for k, v in summary.items() if k != "loso"}, indent=2)[:3000])
-    print(f"next: python train/evaluate_typed.py --run {args.out}")
+    print(f"next: python export/convert.py --run {args.out}   # report: {args.out}/report.md")
     return 0
 
 

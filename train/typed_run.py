@@ -116,7 +116,8 @@ def save_run(out: Path, args, g: dict, base, head, res, spec, extra: dict,
     cfg = {"model": "typed_mobilenetv2", "alpha": spec.alpha, "views": args.views,
            "backbone": asdict(spec), "head_epochs": args.head_epochs,
            "top_epochs": args.top_epochs, "top_lr": args.top_lr,
-           "augment": spec.augment, "select": getattr(args, "select", "mean")}
+           "augment": spec.augment, "select": getattr(args, "select", "mean"),
+           "head_views": getattr(args, "head_views", 0)}
     if modality is not None:
         cfg.update({"modalities": list(MODALITIES), "modality_index": MODALITY_INDEX})
     metrics = write_run(out, model, g, spec.size, spec.color_constancy, cfg, args.seed,
