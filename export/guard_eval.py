@@ -2,14 +2,15 @@
 
 For each artifact: the share of lesion images that get a label (status ``ok``) per lesion
 set, and the share of non-lesion images flagged (``not_a_lesion`` or ``unusable``) per
-non-lesion set. Lesion sets: the run's validation split, the leak-free test split and any
-extra folders (e.g. ham10000-extra). Non-lesion sets: generated images (``--seed``, never the
+non-lesion set. Lesion sets: the run's validation split (a several-source run: each source's
+validation images, which neither the model nor the guard was fitted on), the leak-free test
+split and any extra folders (e.g. ham10000-extra; all their images). Non-lesion sets: generated images (``--seed``, never the
 export's own seed 1) and, when scikit-image is installed, its bundled photos (each whole and
 in four random crops).
 
 Example:
     python export/guard_eval.py --export runs/guard-demo/export --run runs/guard-demo \
-        --extra /work/shared/datasets/ham10000-extra --formats tflite_int8,onnx_int8
+        --extra ../shared/datasets/ham10000-extra --formats tflite_int8,onnx_int8
 """
 from __future__ import annotations
 
@@ -57,12 +58,23 @@ def photo_crops(names: tuple[str, ...], seed: int = 0, crops: int = 4) -> list[n
 def lesion_sets(run: Path, extra: list[Path]) -> dict[str, list[Path]]:
     from train.config import TrainConfig
     from train.data import list_samples, split_train_val
+    from train.run import RunDir
 
-    cfg = TrainConfig.load(run / "config.json")
-    data = Path(cfg.data)
-    _, val = split_train_val(list_samples(data, "train"), cfg.val_fraction, cfg.val_seed)
-    sets = {"validation": [s.path for s in val],
-            "test (leak-free)": [s.path for s in list_samples(data, "test", True)]}
+    raw = RunDir(run).config()
+    if len(raw.get("data_sources") or []) > 1:
+        from train.sources import gather
+
+        g = gather(raw["data_sources"], float(raw.get("val_fraction", 0.15)),
+                   int(raw.get("seed", 0)))
+        data = Path(g["dirs"][0])
+        sets = {f"validation {name}": [i.path for i in g["val"] if i.source == name]
+                for name in dict.fromkeys(i.source for i in g["val"])}
+    else:
+        cfg = TrainConfig.load(run / "config.json")
+        data = Path(cfg.data)
+        _, val = split_train_val(list_samples(data, "train"), cfg.val_fraction, cfg.val_seed)
+        sets = {"validation": [s.path for s in val]}
+    sets["test (leak-free)"] = [s.path for s in list_samples(data, "test", True)]
     for d in extra:
         sets[d.name] = sorted(p for p in d.rglob("*.jpg"))
     return sets

@@ -39,6 +39,8 @@ class OperatingRule:
         return float(self.modality_targets.get(modality, self.target_sensitivity))
 
     def describe(self, modality: str = "") -> str:
+        if self.modalities is not None and not modality:  # one rule per modality
+            return "; ".join(f"{m}: {self.describe(m)}" for m in sorted(set(self.modalities)))
         n = (len(self.labels) if not modality else
              int(np.sum(np.asarray(self.modalities) == modality)))
         return (f"{M.describe_threshold_rule(self.target(modality), self.confidence)}, chosen "
@@ -84,8 +86,8 @@ def _by_modality(labels: np.ndarray, cal: np.ndarray, rule: OperatingRule) -> Ar
     per_image = np.array([thr[m] for m in mod])
     met = M.binary_metrics(labels, cal, per_image)
     main = rule.primary_modality if rule.primary_modality in thr else sorted(thr)[0]
-    text = "; ".join(f"{m}: {rule.describe(m)}" for m in thr)
-    return ArtifactThreshold(thr[main], text, met["sensitivity"], met["specificity"], thr)
+    return ArtifactThreshold(thr[main], rule.describe(), met["sensitivity"], met["specificity"],
+                             thr)
 
 
 def artifact_threshold(path: Path, runtime: str, manifest: Manifest,

@@ -178,3 +178,25 @@ def test_acquisition_views_are_deterministic_and_change_size_colour_and_sharpnes
     assert np.ptp([float(v.mean()) for v in views]) > 20  # exposure moves
     with pytest.raises(ValueError, match="unknown view recipe"):
         view(img, 1, recipe="nope")
+
+
+def test_guard_eval_measures_each_sources_validation_images(two_sources, phone_source, tmp_path):
+    """export/guard_eval.py on a several-source run: one lesion set per source, its validation
+    images only (neither the model nor the guard was fitted on them)."""
+    import json
+
+    from export.guard_eval import lesion_sets
+
+    prim, extra = two_sources
+    run = tmp_path / "run"
+    run.mkdir()
+    dirs = [str(prim), str(extra), str(phone_source)]
+    (run / "config.json").write_text(json.dumps({"data_sources": dirs, "val_fraction": 0.15,
+                                                 "seed": 0}))
+    sets = lesion_sets(run, [])
+    assert list(sets) == ["validation skin-lesions", "validation extra",
+                          "validation pad-ufes-phone", "test (leak-free)"]
+    g = gather(dirs, 0.15, 0)
+    train = {i.path for i in g["train"]}
+    assert all(sets[k] and not set(sets[k]) & train for k in sets)
+    assert len(sets["test (leak-free)"]) == 16

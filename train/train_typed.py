@@ -11,7 +11,8 @@ in training (dermoscopic, phone), a modality head is fitted last (train/typed_he
 
 Examples:
     python train/train_typed.py --out runs/typed                     # the default sources
-    python train/train_typed.py --image-size 160 --augment acquisition --views 8 --out runs/allsrc
+    python train/train_typed.py --image-size 160 --augment acquisition --views 6 --head-views 1 \
+        --top-epochs 10 --out runs/allsrc-160                          # the shipped recipe
     python train/train_typed.py --views 6 --top-epochs 8 --color-constancy shades_of_gray --out runs/typed-sog
     python train/train_typed.py --loso --top-epochs 0 --out runs/typed-loso   # leave-one-group-out check
 """
