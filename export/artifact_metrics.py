@@ -24,16 +24,27 @@ NAMES = {"accuracy": "Accuracy", "sensitivity": "Sensitivity", "specificity": "S
 
 
 def artifact_metrics(model: Path, data_dir: Path, n_boot: int = 1000) -> dict:
-    """Metrics (with bootstrap 95% CIs and ECE) at the manifest's threshold."""
+    """Metrics (with bootstrap 95% CIs and ECE) at the manifest's threshold: with a modality
+    output, each image at its predicted modality's threshold, as the runner labels it (then
+    ``threshold`` is None and ``modality_thresholds`` and ``modalities`` say what was used)."""
     from edge.classifier import Classifier
     from train.data import list_samples, load_arrays
 
     clf = Classifier(model)
+    man = clf.manifest
     samples = list_samples(data_dir, "test", exclude_leaked=True)
-    x, y, _ = load_arrays(samples, clf.manifest.input_height, verbose=False)
-    p = np.array([clf.manifest.calibrate(clf.raw_probability(clf.prepare(img))) for img in x])
-    m = M.binary_metrics(y, p, clf.manifest.threshold)
-    m["ci95"] = M.bootstrap_ci(y, p, clf.manifest.threshold, n_boot)
+    x, y, _ = load_arrays(samples, man.input_height, verbose=False)
+    vecs = [clf.raw_outputs(clf.prepare(img)) for img in x]
+    p = np.array([man.calibrate(v[0]) for v in vecs])
+    mods = [man.modality_of(v) for v in vecs]
+    thr = (np.array([man.threshold_for(k) for k in mods]) if man.modality_thresholds
+           else man.threshold)
+    m = M.binary_metrics(y, p, thr)
+    m["ci95"] = M.bootstrap_ci(y, p, thr, n_boot)
+    if man.modality_thresholds:
+        m["threshold"] = None
+        m["modality_thresholds"] = dict(man.modality_thresholds)
+        m["modalities"] = {k: mods.count(k) for k in sorted(set(mods))}
     m["ece"] = M.expected_calibration_error(y, p)
     m["trained_on"], m["disclaimer"] = clf.manifest.trained_on, clf.manifest.disclaimer
     return m

@@ -79,16 +79,22 @@ def _describe_typed(cfg: dict, met: dict) -> str:
     size = cfg["image_size"]
     # a run written before write_run scored it keeps its best epoch's score
     score = met.get("val_mean_source_auc", met.get("best_val_mean_auc", float("nan")))
+    worst = (f", worst source {down(met['val_worst_source_auc'])} (the selection rule)"
+             if cfg.get("select") == "worst" and "val_worst_source_auc" in met else "")
     if cfg["model"] == "probe":
         what = (f"linear probe (multinomial logistic regression, C {cfg['C']:g}) on frozen ImageNet "
                 f"`{cfg['encoder']}` pooled features at {size}x{size} (`python train/probe_run.py`)")
     else:
         b = cfg.get("backbone", {})
+        head_on = ("the images themselves" if cfg.get("head_views") == 1 else "every view")
         what = (f"lesion-type head on ImageNet MobileNetV2 (alpha {cfg.get('alpha', 1.0):g}) at {size}x{size}, "
-                f"cut at `{b.get('cut', '?')}`, {cfg.get('views', '?')} cached augmented views, "
-                f"{cfg.get('head_epochs', '?')} head and {cfg.get('top_epochs', '?')} top-block epochs "
-                "(`python train/train_typed.py`)")
-    return f"{what}; mean per-source validation AUC {down(score)}"
+                f"cut at `{b.get('cut', '?')}`, {cfg.get('views', '?')} cached "
+                f"{cfg.get('augment', 'dermoscope')}-augmented views, {cfg.get('head_epochs', '?')} "
+                f"head epochs on {head_on} and {cfg.get('top_epochs', '?')} top-block epochs on "
+                "every view"
+                + (", then a modality head (dermoscopic or phone photo)"
+                   if cfg.get("modalities") else "") + " (`python train/train_typed.py`)")
+    return f"{what}; mean per-source validation AUC {down(score)}{worst}"
 
 
 def _typed_lines(cfg: dict, met: dict, io: str) -> list[str]:
@@ -121,8 +127,10 @@ def _corrections(man: Manifest) -> list[str]:
 
 
 def _model_lines(cfg: dict, summ: dict, man: Manifest, met: dict | None = None) -> list[str]:
-    extra = (f", output {man.guard.index}: the not-a-lesion guard's score"
-             if man.guard is not None else "")
+    extra = (f", output {man.modality_index}: P({man.modalities[1]} photo), which picks the "
+             "threshold" if man.modality_index >= 0 and len(man.modalities) > 1 else "")
+    extra += (f", output {man.guard.index}: the not-a-lesion guard's score"
+              if man.guard is not None else "")
     types = (f", outputs 1-{len(man.classes)}: P(type) for {', '.join(man.classes)}"
              if man.classes else "")
     io = (f"input {man.input_height}x{man.input_width} RGB, raw pixels 0..255 (the model scales "
@@ -358,8 +366,8 @@ def _loso(c: CardInputs) -> list[str]:
             "Each part below was trained again without one HAM10000 acquisition group (device "
             "and practice) and scored on all of that group's images: ROC AUC of P(malignant); "
             "in brackets, the group's validation images scored by that part trained without "
-            "the group and by the one trained with it. These are parts of the shipped model, "
-            "not the whole mix. A held-out group also takes lesion types away (most keratoses "
+            "the group and by the one trained with it. These are parts of the shipped model "
+            "(its head on frozen features), not the whole model. A held-out group also takes lesion types away (most keratoses "
             "and carcinomas of HAM10000 are in rosendahl), and groups with 3 malignant images "
             "give AUCs that mean little.", "",
             "| part, trained without the group | " + head + " |",
@@ -388,8 +396,8 @@ def _own_point(u: dict) -> list[str]:
     if not o:
         return []
     types = ", ".join(f"{t} {pct(v)}" for t, v in o["called_malignant"].items())
-    return [f"Diagnostic only, not how the runner decides: a threshold set on these images for "
-            f"sensitivity 0.90 ({down(o['threshold'])}) would give specificity "
+    return [f"Diagnostic only, not how the runner decides: a threshold set on the "
+            f"{u['folder']} images for sensitivity 0.90 ({down(o['threshold'])}) would give specificity "
             f"{down(o['specificity'])} and call malignant: {types}.", ""]
 
 

@@ -42,7 +42,11 @@ def main(argv: list[str] | None = None) -> int:
     except (DatasetNotFound, ManifestError, ModelLoadError, RuntimeMissing) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(f"{args.model} on {m['n']} leak-free test images, threshold {down(m['threshold'])}:")
+    thr = (", ".join(f"{k} {down(v)}" for k, v in m["modality_thresholds"].items())
+           + " by the model's modality output (images: " + ", ".join(
+               f"{k} {n}" for k, n in m["modalities"].items()) + ")"
+           if "modality_thresholds" in m else down(m["threshold"]))
+    print(f"{args.model} on {m['n']} leak-free test images, threshold {thr}:")
     print("| metric | value | 95% CI |\n|---|---|---|\n" + "\n".join(ci_rows(m)))
     print(f"Confusion: TP {m['tp']}, FN {m['fn']}, TN {m['tn']}, FP {m['fp']}; ECE {down(m['ece'])}")
     print(f"Trained on: {m['trained_on']}.\n{DISCLAIMER}")

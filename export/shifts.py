@@ -88,9 +88,10 @@ def shift_report(model: Path, sources: list[str] | None, shifts: list[str],
     y = np.array([i.label for i in items])
     rows, fix = [], fix or (lambda im: im)
     for name in shifts:
-        p = np.array([m.calibrate(clf.raw_outputs(clf.prepare(fix(SHIFTS[name](img))))[0])
-                      for img in x])
-        for src, r in per_source(y, p, [i.source for i in items], m.threshold).items():
+        vecs = [clf.raw_outputs(clf.prepare(fix(SHIFTS[name](img)))) for img in x]
+        p = np.array([m.calibrate(v[0]) for v in vecs])
+        thr = np.array([m.threshold_for(m.modality_of(v)) for v in vecs])  # as the runner does
+        for src, r in per_source(y, p, [i.source for i in items], thr).items():
             rows.append(ShiftRow(name, src, r["n"], r.get("roc_auc"), r.get("sensitivity"),
                                  r.get("specificity")))
     return rows
