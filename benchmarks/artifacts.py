@@ -19,6 +19,7 @@ from typing import Any
 
 from core.atomic import sha256_file
 from edge.manifest import MANIFEST_NAME, Manifest, ManifestError
+from edge.modelpath import ModelNotFound, choose_model
 from export.formats import FORMATS, format_for_file
 from train.run import RunDir
 
@@ -47,9 +48,21 @@ class Artifact:
         return "onnx" if self.path.suffix.lower() == ".onnx" else "tflite"
 
 
-def default_artifacts_dir() -> Path:
-    """The newest run's export folder (``RunDir.latest_export``), else the shipped ``models/``."""
-    return RunDir.latest_export() or ROOT / "models"
+def default_artifacts_dir(runs: list[Path] | None = None) -> Path:
+    """The newest run's export folder (``RunDir.latest_export``), else the default model's folder.
+
+    The default model is the edge runner's (``edge.modelpath.choose_model``: $SKINLESION_MODEL,
+    ./models, the packaged model), so an installed copy benchmarks the packaged model from any
+    folder. With none of them, ``models/`` of the source tree (``find_artifacts`` then says so).
+    ``runs``: the folders runs are looked for in (default: ./runs and <repo>/runs).
+    """
+    latest = RunDir.latest_export(runs)
+    if latest is not None:
+        return latest
+    try:
+        return choose_model().path.parent
+    except ModelNotFound:
+        return ROOT / "models"
 
 
 def load_manifest(folder: Path) -> Manifest | None:

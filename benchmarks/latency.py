@@ -57,7 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("-a", "--artifacts", type=Path, default=None,
                    help="export folder with manifest.json (default: newest runs/*/export, "
-                        "else models/)")
+                        "else the default model's folder: $SKINLESION_MODEL, ./models, the "
+                        "packaged model; see skinlesion-classify --help)")
     p.add_argument("-f", "--formats", type=_names, default=None,
                    help="comma-separated formats (default: all in the export)")
     p.add_argument("-r", "--runtimes", type=_names, default=None,

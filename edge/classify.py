@@ -22,15 +22,19 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 
 import argparse
 import os
+from typing import TYPE_CHECKING
 
 os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")  # no OpenCV warning lines around ours
 
 from core.helpformat import DefaultsHelp  # noqa: E402
 from core.digits import down  # noqa: E402
 
+from edge.modelpath import LOOKUP_HELP, ModelChoice, ModelNotFound, choose_model  # noqa: E402
 from edge.runner import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE  # noqa: E402
 
-DEFAULT_MODEL = Path("models") / "model_int8.tflite"
+if TYPE_CHECKING:
+    from edge.classifier import Classifier
+
 EXIT_CODES = """not a lesion, unusable:
   Every input first meets the quality gate of the model's manifest (too small, too dark or
   bright, mostly one flat colour, blurred: status "unusable" with the reason), then the
@@ -52,14 +56,6 @@ exit codes:
        --json/--csv output of what was classified so far were still written"""
 
 
-def default_model() -> Path:
-    """``models/model_int8.tflite`` in the current folder, else in the repository root."""
-    if DEFAULT_MODEL.is_file():
-        return DEFAULT_MODEL
-    repo = Path(__file__).resolve().parents[1] / DEFAULT_MODEL
-    return repo if repo.is_file() else DEFAULT_MODEL
-
-
 class UsageError(Exception):
     """A problem with the command line or the model: one line, exit code 2."""
 
@@ -69,11 +65,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = argparse.ArgumentParser(
         prog="python edge/classify.py", description="\n\n".join(__doc__.split("\n\n")[:2]),
-        epilog=EXIT_CODES, formatter_class=DefaultsHelp)
+        epilog=f"{LOOKUP_HELP}\n\n{EXIT_CODES}", formatter_class=DefaultsHelp)
     p.add_argument("inputs", nargs="*", help="image files, folders (searched recursively) "
                    "or glob patterns (quote them)")
     p.add_argument("-m", "--model", type=Path, default=None,
-                   help=f"exported .tflite or .onnx model (default: {DEFAULT_MODEL})")
+                   help="exported .tflite or .onnx model (default: $SKINLESION_MODEL, else "
+                        "./models/model_int8.tflite, else the packaged model; see 'model "
+                        "lookup' below)")
     p.add_argument("-b", "--backend", default="auto", choices=("auto",) + BACKENDS,
                    help="inference runtime; auto: LiteRT, then tflite-runtime, then "
                         "tensorflow.lite for .tflite; onnxruntime for .onnx")
@@ -135,23 +133,21 @@ def _validate(args) -> None:
             raise UsageError(str(e)) from None
 
 
-def _load_classifier(args):
+def _load_classifier(args) -> tuple[Classifier, ModelChoice]:
+    """``(Classifier, ModelChoice)``: the model by the lookup order (``edge/modelpath.py``)."""
     from edge.classifier import Classifier
     from edge.manifest import ManifestError
     from edge.runtimes import ModelLoadError, RuntimeMissing
 
-    model = args.model or default_model()
-    if args.model is None and not model.is_file():
-        raise UsageError(f"no model at {model}: pass --model PATH (an exported .tflite or .onnx "
-                         "with its manifest.json), or export one with python export/convert.py")
     try:
-        return Classifier(model, args.backend, args.threads, verify=True,
-                          guard=not args.no_guard)
-    except (ManifestError, ModelLoadError, RuntimeMissing) as e:
+        choice = choose_model(args.model)
+        return Classifier(choice.path, args.backend, args.threads, verify=True,
+                          guard=not args.no_guard), choice
+    except (ModelNotFound, ManifestError, ModelLoadError, RuntimeMissing) as e:
         raise UsageError(str(e)) from None
 
 
-def _model_line(clf) -> str:
+def _model_line(clf, choice: ModelChoice | None = None) -> str:
     m = clf.manifest
     g = m.guard
     checks = ("guard and quality gate off (--no-guard)" if not clf.use_guard else
@@ -164,8 +160,9 @@ def _model_line(clf) -> str:
     thr = ("thresholds " + ", ".join(f"{k} {down(v)}" for k, v in m.modality_thresholds.items())
            + " (by the model's modality output)" if m.modality_thresholds
            else f"threshold {down(m.threshold)}")
-    return (f"Model: {clf.model_path} [{clf.backend}], input {m.input_height}x{m.input_width}, "
-            f"{thr}; {checks}"
+    origin = f" ({choice.origin})" if choice else ""
+    return (f"Model: {clf.model_path}{origin} [{clf.backend}], "
+            f"input {m.input_height}x{m.input_width}, {thr}; {checks}"
             + (f"; {', '.join(fixes)}" if fixes else "") + "; not a medical device")
 
 
@@ -191,9 +188,9 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         _validate(args)
-        clf = _load_classifier(args)
+        clf, choice = _load_classifier(args)
         if not args.quiet:
-            log(_model_line(clf))
+            log(_model_line(clf, choice))
         outputs = Outputs(args.json, args.csv, args.quiet, args.threads)
         if args.camera is None and args.video is None:
             return run_files(clf, args.inputs, outputs, out, log, args.limit)

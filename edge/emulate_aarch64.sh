@@ -9,6 +9,8 @@
 #                  downloaded by a PRIVATE arm64-only apt state (the host's dpkg state is never
 #                  touched), unpacked with dpkg-deb
 #   site-cp311/    pinned aarch64 wheels (pip --platform with every manylinux tag)
+#   wheel-cp311/   with --wheel: the project's wheel installed with its [edge] extra, as
+#                  `pip install skinlesion_edge-*.whl[edge]` does on a Pi (same pins)
 #   cpuinfo-*      a Raspberry Pi /proc/cpuinfo (onnxruntime segfaults under qemu without one)
 # qemu-user-static comes from apt when it is missing and we are root.
 #
@@ -18,10 +20,16 @@
 #
 # Usage:
 #   edge/emulate_aarch64.sh setup                       # build the cache, print what is there
-#   edge/emulate_aarch64.sh classify ARGS...            # python edge/classify.py ARGS, emulated
-#   edge/emulate_aarch64.sh python ARGS...              # the emulated python3.11 ARGS
-#   edge/emulate_aarch64.sh --legacy ...                # the edge-legacy set instead:
-#                                                       # tflite-runtime 2.14, numpy 1.26, OpenCV 4.11
+#   edge/emulate_aarch64.sh --wheel WHL classify ARGS   # the installed skinlesion-classify ARGS:
+#                                                       # WHL[edge] installed for aarch64, nothing
+#                                                       # from this checkout; packaged model default
+#   edge/emulate_aarch64.sh --wheel WHL python ARGS     # the emulated python3.11 over that install
+#   edge/emulate_aarch64.sh classify ARGS...            # no pip (the Pi fallback of copying edge/,
+#   edge/emulate_aarch64.sh python ARGS...              # core/, models/): this checkout's
+#                                                       # edge/classify.py over the pinned wheels
+#   edge/emulate_aarch64.sh --legacy ...                # the edge-legacy set instead (with --wheel:
+#                                                       # WHL[edge-legacy]): tflite-runtime 2.14,
+#                                                       # numpy 1.26, OpenCV 4.11
 # Environment: PIP_PYTHON (host Python that runs pip; default python3), QEMU_CPU_MODEL
 # (cortex-a72 | cortex-a76), SKINLESION_AARCH64_CACHE.
 # Exit codes: the emulated program's own; 77 when emulation cannot run here (one line on
@@ -38,11 +46,20 @@ DEBS="python3 libstdc++6 libgomp1 ca-certificates"
 # Same versions as the x86 environment, so a difference is the architecture, not a release.
 WHEELS="numpy==2.4.6 opencv-python-headless==5.0.0.93 ai-edge-litert==2.3.0 onnxruntime==1.32.0"
 SITE="$CACHE/site-cp${PYVER/./}"
-if [ "${1:-}" = "--legacy" ]; then
-  shift
-  WHEELS="numpy==1.26.4 opencv-python-headless==4.11.0.86 tflite-runtime==2.14.0"
-  SITE="$SITE-legacy"
-fi
+WSITE="$CACHE/wheel-cp${PYVER/./}"
+EXTRA=edge
+WHEEL=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --legacy)
+      WHEELS="numpy==1.26.4 opencv-python-headless==4.11.0.86 tflite-runtime==2.14.0"
+      SITE="$SITE-legacy"; WSITE="$WSITE-legacy"; EXTRA=edge-legacy; shift ;;
+    --wheel)
+      [ -f "${2:-}" ] || { echo "--wheel needs a wheel file (pip wheel . --no-deps -w dist)" >&2; exit 2; }
+      WHEEL="$(cd "$(dirname "$2")" && pwd)/$(basename "$2")"; shift 2 ;;
+    *) break ;;
+  esac
+done
 SYSROOT="$CACHE/sysroot"
 
 skip() { echo "SKIP: $*" >&2; exit 77; }
@@ -107,21 +124,43 @@ EOF
   touch "$SYSROOT/.complete"
 }
 
-ensure_wheels() {
-  [ -f "$SITE/.complete" ] && [ "$(cat "$SITE/.complete")" = "$WHEELS" ] && return
-  "$PIP_PYTHON" -m pip --version >/dev/null 2>&1 || skip "no pip for $PIP_PYTHON (set PIP_PYTHON)"
+# pip install for the emulated Python into a target folder: every manylinux tag listed (pip
+# does not expand one tag to older ones and silently falls back to ancient releases).
+pip_aarch64() {
   local P=() t
   for t in manylinux2014_aarch64 linux_aarch64 manylinux_2_17_aarch64 manylinux_2_24_aarch64 \
            manylinux_2_26_aarch64 manylinux_2_27_aarch64 manylinux_2_28_aarch64 \
            manylinux_2_31_aarch64 manylinux_2_34_aarch64 manylinux_2_35_aarch64 \
            manylinux_2_36_aarch64; do P+=(--platform "$t"); done
-  rm -rf "$SITE"
-  log "downloading aarch64 wheels: $WHEELS"
   "$PIP_PYTHON" -m pip install -q --disable-pip-version-check --no-warn-script-location \
       --only-binary=:all: --python-version "$PYVER" --implementation cp \
-      --abi "cp${PYVER/./}" "${P[@]}" --target "$SITE" $WHEELS >/dev/null 2>&1 ||
+      --abi "cp${PYVER/./}" "${P[@]}" "$@"
+}
+
+ensure_wheels() {
+  [ -f "$SITE/.complete" ] && [ "$(cat "$SITE/.complete")" = "$WHEELS" ] && return
+  "$PIP_PYTHON" -m pip --version >/dev/null 2>&1 || skip "no pip for $PIP_PYTHON (set PIP_PYTHON)"
+  rm -rf "$SITE"
+  log "downloading aarch64 wheels: $WHEELS"
+  pip_aarch64 --target "$SITE" $WHEELS >/dev/null 2>&1 ||
     skip "pip could not download the aarch64 wheels ($WHEELS): no network to PyPI?"
   echo "$WHEELS" > "$SITE/.complete"
+}
+
+# The project's wheel with its extra, as a Pi installs it, pinned like site-cp311/ (so a
+# difference from x86 is the architecture, not a release). The pinned wheels are already in
+# pip's cache (ensure_wheels), so a failure here is the wheel's own: an error, never a skip.
+ensure_project_wheel() {
+  local stamp err
+  stamp="$(sha256sum "$WHEEL" | cut -d' ' -f1) [$EXTRA] $WHEELS"
+  [ -f "$WSITE/.complete" ] && [ "$(cat "$WSITE/.complete")" = "$stamp" ] && return
+  rm -rf "$WSITE"
+  log "installing $(basename "$WHEEL")[$EXTRA] for aarch64 with $WHEELS"
+  err="$(pip_aarch64 --target "$WSITE" "$WHEEL[$EXTRA]" $WHEELS 2>&1 >/dev/null)" ||
+    { echo "$err" | tail -20 >&2; log "pip could not install $WHEEL[$EXTRA] for aarch64"; exit 1; }
+  [ -f "$WSITE/bin/skinlesion-classify" ] ||
+    { log "the wheel installed no skinlesion-classify command"; exit 1; }
+  echo "$stamp" > "$WSITE/.complete"
 }
 
 write_cpuinfo() {
@@ -166,13 +205,17 @@ setup() {
   ensure_qemu
   ensure_sysroot
   ensure_wheels
+  [ -z "$WHEEL" ] || ensure_project_wheel
   write_cpuinfo
   namespace_flags
 }
 
 run_python() {
+  # with --wheel only the installed wheel is importable (nothing from this checkout)
+  local path="$SITE:$REPO"
+  [ -z "$WHEEL" ] || path="$WSITE"
   exec unshare $NS sh -c 'mount --bind "$0" /proc/cpuinfo && exec "$@"' "$CPUINFO" \
-    env QEMU_CPU="$CPU" QEMU_LD_PREFIX="$SYSROOT" PYTHONPATH="$SITE:$REPO" \
+    env QEMU_CPU="$CPU" QEMU_LD_PREFIX="$SYSROOT" PYTHONPATH="$path" \
         PYTHONNOUSERSITE=1 PYTHONDONTWRITEBYTECODE=1 OPENCV_LOG_LEVEL=ERROR \
         "$QEMU" "$SYSROOT/usr/bin/python$PYVER" "$@"
 }
@@ -183,8 +226,13 @@ case "$cmd" in
   setup)
     setup
     log "ready: $QEMU, CPU $CPU, $("$QEMU" --version | head -1)"
-    log "python: $SYSROOT/usr/bin/python$PYVER; wheels: $WHEELS" ;;
-  classify) setup; run_python "$REPO/edge/classify.py" "$@" ;;
+    log "python: $SYSROOT/usr/bin/python$PYVER; wheels: $WHEELS"
+    [ -z "$WHEEL" ] || log "installed: $(basename "$WHEEL")[$EXTRA] in $WSITE" ;;
+  classify)
+    setup
+    # the console script pip wrote (its #! names the host Python: run it with the emulated one)
+    if [ -n "$WHEEL" ]; then run_python "$WSITE/bin/skinlesion-classify" "$@"
+    else run_python "$REPO/edge/classify.py" "$@"; fi ;;
   python) setup; run_python "$@" ;;
   *) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 2 ;;
 esac

@@ -7,6 +7,7 @@ once (the runtime is copied from ``web/node_modules``). See docs/web.md for phon
 Exit code 2: bad input (model, manifest, missing runtime, output folder).
 
 Example:
+    python export/webapp.py --out build/web          # the default model's ONNX file (see --help)
     python export/webapp.py --model models/model_int8.onnx --out build/web
     python export/webapp.py --serve build/web --port 8000     # then open http://localhost:8000
     python export/webapp.py --serve build/web --host 0.0.0.0 --cert cert.pem --key key.pem
@@ -22,6 +23,7 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 import argparse
 
 from core.helpformat import DefaultsHelp  # noqa: E402
+from edge.modelpath import ModelNotFound, choose_onnx  # noqa: E402
 from export.web import WebAppError, build_webapp, make_server  # noqa: E402
 
 EXIT_OK, EXIT_USAGE = 0, 2
@@ -29,8 +31,10 @@ EXIT_OK, EXIT_USAGE = 0, 2
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=DefaultsHelp)
-    p.add_argument("-m", "--model", type=Path, default=Path("models/model_int8.onnx"),
-                   help="exported ONNX model; its manifest.json beside it (or embedded)")
+    p.add_argument("-m", "--model", type=Path, default=None,
+                   help="exported ONNX model; its manifest.json beside it (or embedded) "
+                        "(default: model_int8.onnx of the default model's folder: "
+                        "$SKINLESION_MODEL, ./models, the packaged model)")
     p.add_argument("-o", "--out", type=Path, default=Path("build/web"), help="app folder to write")
     p.add_argument("--serve", type=Path, metavar="DIR",
                    help="serve this built app folder instead of building (COOP/COEP headers on)")
@@ -56,8 +60,8 @@ def main(argv: list[str] | None = None) -> int:
             except KeyboardInterrupt:
                 return EXIT_OK
             return EXIT_OK
-        app = build_webapp(args.model, args.out)
-    except (WebAppError, OSError) as e:
+        app = build_webapp(choose_onnx(args.model).path, args.out)
+    except (WebAppError, ModelNotFound, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USAGE
     print(f"wrote {app.out}/ ({len(app.files)} files, {app.bytes / 1e6:.1f} MB, {app.runtime}, "

@@ -242,11 +242,13 @@ def test_usage_errors_exit_2(tiny_export, capsys, argv, words):
 
 
 def test_default_model_missing_says_what_to_do(tmp_path, monkeypatch, capsys):
+    # the lookup's error (edge/modelpath.py; its every case: tests/test_edge_modelpath.py)
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr("edge.classify.default_model", lambda: Path("models/model_int8.tflite"))
+    monkeypatch.setenv("SKINLESION_MODEL", str(tmp_path / "gone"))
     assert main(["x.jpg"]) == EXIT_USAGE
-    err = capsys.readouterr().err
-    assert "--model" in err and "export/convert.py" in err
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: SKINLESION_MODEL=") and "unset it" in err
+    assert len(err.splitlines()) == 1
 
 
 def test_help_documents_exit_codes(capsys):

@@ -70,3 +70,18 @@ def test_serve_https_with_isolation_headers(app, tmp_path):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_default_model_follows_the_lookup_from_any_folder(tmp_path, monkeypatch, capsys):
+    """No --model: the ONNX file of the default model's folder (edge/modelpath.py), so the app
+    builds from any folder; a $SKINLESION_MODEL that names nothing is a one-line error."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SKINLESION_MODEL", raising=False)
+    assert webapp.main(["--out", str(tmp_path / "w")]) == 0
+    shipped = Path(__file__).parents[1] / "models"
+    assert (tmp_path / "w" / "model_int8.onnx").read_bytes() == (
+        shipped / "model_int8.onnx").read_bytes()
+    monkeypatch.setenv("SKINLESION_MODEL", str(tmp_path / "nothing"))
+    assert webapp.main(["--out", str(tmp_path / "w2")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "SKINLESION_MODEL" in err and "\n" not in err and not (tmp_path / "w2").exists()
