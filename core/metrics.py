@@ -82,7 +82,7 @@ def binary_metrics(y: np.ndarray, p: np.ndarray, threshold=0.5) -> dict[str, flo
     """All point metrics at ``threshold`` (positive when ``p >= threshold``) plus ROC/PR AUC.
 
     ``threshold`` may be one value per image (e.g. each image's modality threshold); the
-    ``threshold`` field is then NaN.
+    ``threshold`` field is then None.
     """
     y = np.asarray(y).astype(int)
     c = confusion(y, np.asarray(p) >= threshold)
@@ -94,7 +94,7 @@ def binary_metrics(y: np.ndarray, p: np.ndarray, threshold=0.5) -> dict[str, flo
         "sensitivity": sens, "recall": sens, "specificity": spec,
         "f1": _safe(2 * prec * sens, prec + sens), "balanced_accuracy": (sens + spec) / 2,
         "roc_auc": roc_auc(y, p), "pr_auc": average_precision(y, p),
-        "threshold": float(threshold) if np.ndim(threshold) == 0 else float("nan"),
+        "threshold": float(threshold) if np.ndim(threshold) == 0 else None,
         "n": int(len(y)), **c,
     }
 

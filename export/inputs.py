@@ -17,6 +17,7 @@ Example:
 from __future__ import annotations
 
 import json
+import math
 import random
 from pathlib import Path
 from typing import Any
@@ -70,8 +71,10 @@ def read_run(run_dir: Path) -> RunRecord:
 
 
 def _scalars(d: Any) -> dict[str, Any]:
-    return {k: v for k, v in d.items() if isinstance(v, (int, float, str, bool))} \
-        if isinstance(d, dict) else {}
+    """The finite scalar fields of ``d`` (a manifest is read by browsers: no NaN in JSON)."""
+    ok = lambda v: isinstance(v, (int, str, bool)) or (  # noqa: E731
+        isinstance(v, float) and math.isfinite(v))
+    return {k: v for k, v in d.items() if ok(v)} if isinstance(d, dict) else {}
 
 
 def manifest_from_run(info: RunRecord) -> Manifest:

@@ -104,12 +104,15 @@ def artifact_probabilities(path: Path, backend: str, manifest: Manifest,
 
 def compare(name: str, p_art: np.ndarray, p_keras: np.ndarray, labels: np.ndarray,
             manifest: Manifest, tolerance: Tolerance, load_ms: float = 0.0,
-            backend: str = "", threshold: float | None = None) -> ParityResult:
+            backend: str = "", threshold=None, keras_threshold=None) -> ParityResult:
     """Metrics and tolerance checks for artifact probabilities against Keras probabilities.
 
-    ``threshold``: the artifact's own (default: the manifest's, which the Keras labels use).
+    ``threshold``: the artifact's own (default: the manifest's, which the Keras labels use);
+    ``keras_threshold``: the Keras labels' (default: the manifest's). Either may be one value
+    per image (a model with a modality output: each image's modality threshold).
     """
-    k_thr, temp = manifest.threshold, manifest.temperature
+    temp = manifest.temperature
+    k_thr = manifest.threshold if keras_threshold is None else keras_threshold
     thr = k_thr if threshold is None else threshold
     cal_art, cal_keras = apply_temperature(p_art, temp), apply_temperature(p_keras, temp)
     m_art = binary_metrics(labels, cal_art, thr)
@@ -118,7 +121,8 @@ def compare(name: str, p_art: np.ndarray, p_keras: np.ndarray, labels: np.ndarra
     keras_labels = cal_keras >= k_thr
     agreement = float(np.mean((cal_art >= k_thr) == keras_labels)) if len(diff) else 0.0
     decisions = float(np.mean((cal_art >= thr) == keras_labels)) if len(diff) else 0.0
-    r = ParityResult(name, int(len(diff)), backend, thr, round(load_ms, 2), m_art["accuracy"],
+    shown = float(thr) if np.ndim(thr) == 0 else float("nan")  # per image: the caller says
+    r = ParityResult(name, int(len(diff)), backend, shown, round(load_ms, 2), m_art["accuracy"],
                      m_art["roc_auc"], m_art["sensitivity"], m_art["specificity"],
                      m_keras["accuracy"], agreement, float(diff.max(initial=0.0)),
                      float(diff.mean()) if len(diff) else 0.0, decisions,
@@ -161,8 +165,15 @@ def check_artifact(path: Path, fmt: Format, manifest: Manifest, images: np.ndarr
                                              np.concatenate([images, extra]))
     tol = tolerance or fmt.tolerance
     n = len(images)
-    r = compare(fmt.name, out[:n, 0], p_keras, labels, manifest, tol, load_ms, backend,
-                manifest.for_artifact(path).threshold)
+    own, k_thr = manifest.for_artifact(path), None
+    thr = own.threshold
+    if manifest.modality_thresholds and keras_vectors is not None:  # as the runner labels
+        thr = np.array([own.threshold_for(own.modality_of(v)) for v in out[:n]])
+        k_thr = np.array([manifest.threshold_for(manifest.modality_of(v))
+                          for v in keras_vectors[:n]])
+    r = compare(fmt.name, out[:n, 0], p_keras, labels, manifest, tol, load_ms, backend, thr,
+                k_thr)
+    r.threshold = own.threshold  # the file's primary threshold (per image: its modality's)
     if g is not None and keras_vectors is not None:
         s_art, s_keras = out[:, g.index], keras_vectors[:, g.index]
         r.guard_agreement, r.guard_max_abs_diff = guard_agreement(s_art, s_keras, g.threshold)
