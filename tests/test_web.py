@@ -192,12 +192,13 @@ DROP = """async ([b64, name]) => {
 }"""
 
 
-def assert_agree(results: list[dict], py_raw, py_guarded, threshold: float,
+def assert_agree(results: list[dict], py_raw, py_guarded, threshold,
                  guard_threshold: float | None) -> None:
     """The page's results against the Python runner's on the same images.
 
     ``py_raw``: gate and guard off (a probability for every image); ``py_guarded``: as the
-    runner decides (``ok`` / ``unusable`` / ``not_a_lesion``). Preprocessing is bit-exact, so
+    runner decides (``ok`` / ``unusable`` / ``not_a_lesion``); ``threshold``: one value, or one
+    per image (a model with a modality output: the Python runner's for that image). Preprocessing is bit-exact, so
     ``unusable`` must match exactly; ``not_a_lesion`` may differ only where the guard score is
     within PROB_TOL of the guard threshold (the runtimes' int8 kernels differ)."""
     statuses = [r["status"] for r in results]
@@ -216,8 +217,10 @@ def assert_agree(results: list[dict], py_raw, py_guarded, threshold: float,
           f"mean {diff.mean():.6f}, exact {(diff < 1e-6).sum()}; statuses "
           f"{ {s: statuses.count(s) for s in set(statuses)} }")
     assert diff.max() <= PROB_TOL, f"largest difference {diff.max():.4f} > {PROB_TOL}"
+    thr = np.broadcast_to(np.asarray(threshold, float), (len(results),))
     bad = [i for i in keep if statuses[i] == "ok" and results[i]["label"] != py_raw[i].label
-           and abs(py_raw[i].probability - threshold) > PROB_TOL]
+           and results[i].get("modality", "") == py_raw[i].modality
+           and abs(py_raw[i].probability - thr[i]) > PROB_TOL]
     assert not bad, f"labels differ away from the threshold for images {bad}"
 
 
@@ -236,15 +239,28 @@ def test_file_picker_matches_python_runner(browser, app_url, python_runner, guar
     m = python_runner.manifest  # the input size is the manifest's, never re-typed here
     assert [r["fittedHash"] for r in results] == \
         [checksum(fit_to_input(load_rgb(f), m.input_height, m.input_width)) for f in files]
-    assert {r["threshold"] for r in results} == {python_runner.manifest.threshold}
-    assert_agree(results, py, py_guarded, python_runner.manifest.threshold,
+    m_py = python_runner.manifest
+    # each image at its modality's threshold (one threshold when the model has no modality)
+    assert {r["threshold"] for r in results} <= {m_py.threshold_for(p.modality) for p in py}
+    same = [r.get("modality", "") == p.modality for r, p in zip(results, py)]
+    assert sum(same) >= 0.95 * len(py)  # the modality output travels across runtimes
+    assert_agree(results, py, py_guarded, [p.threshold for p in py],
                  _guard_threshold(guarded_runner))
     assert page.is_visible("#disclaimer")
     assert "not a medical device" in page.text_content("#disclaimer")
     # figures shown cut like the Python runner's (web/src/digits.js, core/digits.py)
-    assert f"threshold {down(python_runner.manifest.threshold, 3)} " in page.text_content("#status")
+    status = page.text_content("#status")
+    if m_py.modality_thresholds:
+        assert "thresholds " + ", ".join(
+            f"{'phone photo' if k == 'phone' else k} {down(t, 3)}"
+            for k, t in m_py.modality_thresholds.items()) in status, status
+    else:
+        assert f"threshold {down(m_py.threshold, 3)} " in status
     last = results[-1]
-    shown = "" if last["probability"] is None else f" ({down(last['probability'], 3)})"
+    mod = last.get("modality") or ""
+    where = (f", {'phone photo' if mod == 'phone' else mod} threshold {down(last['threshold'], 3)}"
+             if mod else "")
+    shown = "" if last["probability"] is None else f" ({down(last['probability'], 3)}{where})"
     assert page.text_content("#list li:last-child") == f"{files[-1].name}: {last['label']}{shown}"
     dropped = page.evaluate(DROP, [base64.b64encode(files[2].read_bytes()).decode(), "drop.jpg"])
     assert dropped["source"] == "drop.jpg" and dropped["probability"] == results[2]["probability"]
@@ -279,7 +295,7 @@ def test_camera_frames_match_python_runner(browser, app_url, y4m, python_runner,
     assert len(seen) >= 5, f"only {len(seen)} distinct camera frames classified"
     py = [python_runner.predict_rgb(frames[k]) for k in seen]
     py_guarded = [guarded_runner.predict_rgb(frames[k]) for k in seen]
-    assert_agree(list(seen.values()), py, py_guarded, python_runner.manifest.threshold,
+    assert_agree(list(seen.values()), py, py_guarded, [p.threshold for p in py],
                  _guard_threshold(guarded_runner))
     assert "FPS" in page.text_content("#fps")
     assert not page.errors
