@@ -65,10 +65,6 @@ def backend_available(backend: str) -> bool:
         return False
 
 
-def available_backends() -> list[str]:
-    return [b for b in BACKENDS if backend_available(b)]
-
-
 def backends_for(path: str | Path) -> tuple[str, ...]:
     return ONNX_BACKENDS if Path(path).suffix.lower() == ".onnx" else TFLITE_BACKENDS
 

