@@ -43,3 +43,12 @@ def pct(share: float, digits: int = 2) -> str:
     ('90.00%', '87.87%', '3.3%')
     """
     return down(float(share) * 100, digits) + "%"  # down's round(.., 12) absorbs the * 100 noise
+
+
+def named(values: dict[str, float], digits: int = 4) -> str:
+    """``"name value, ..."`` with every value cut like ``down`` (e.g. per-modality thresholds).
+
+    >>> named({"dermoscopic": 0.12764, "phone": 0.44499})
+    'dermoscopic 0.1276, phone 0.4449'
+    """
+    return ", ".join(f"{k} {down(v, digits)}" for k, v in values.items())

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")  # no OpenCV warning lines around ours
 
 from core.helpformat import DefaultsHelp  # noqa: E402
-from core.digits import down  # noqa: E402
+from core.digits import down, named  # noqa: E402
 
 from edge.modelpath import LOOKUP_HELP, ModelChoice, ModelNotFound, choose_model  # noqa: E402
 from edge.runner import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE  # noqa: E402
@@ -157,7 +157,7 @@ def _model_line(clf, choice: ModelChoice | None = None) -> str:
     fixes = [f for f, on in (("dark-border fill", m.border not in ("", "none")),
                              (f"colour constancy {m.color_constancy}",
                               m.color_constancy not in ("", "none"))) if on]
-    thr = ("thresholds " + ", ".join(f"{k} {down(v)}" for k, v in m.modality_thresholds.items())
+    thr = ("thresholds " + named(m.modality_thresholds)
            + " (by the model's modality output)" if m.modality_thresholds
            else f"threshold {down(m.threshold)}")
     origin = f" ({choice.origin})" if choice else ""

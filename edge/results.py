@@ -30,7 +30,7 @@ from typing import Any, Iterable
 
 from edge import DISCLAIMER
 from core.atomic import atomic_write_bytes
-from core.digits import down
+from core.digits import down, named
 from edge.classifier import STATUSES, Prediction
 from edge.quality import MESSAGES
 
@@ -74,8 +74,7 @@ class RunInfo:
     def threshold_text(self) -> str:
         """``threshold 0.42`` or, per modality, ``thresholds dermoscopic 0.31, phone 0.55``."""
         if self.modality_thresholds:
-            return "thresholds " + ", ".join(f"{k} {down(v)}" for k, v in
-                                             self.modality_thresholds.items())
+            return "thresholds " + named(self.modality_thresholds)
         return f"threshold {down(self.threshold)}"
 
 

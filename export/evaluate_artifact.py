@@ -19,7 +19,7 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 
 from core import DISCLAIMER  # noqa: E402
 from core.atomic import atomic_write_text  # noqa: E402
-from core.digits import down  # noqa: E402
+from core.digits import down, named  # noqa: E402
 from export.artifact_metrics import artifact_metrics, ci_rows  # noqa: E402
 from train.data import DatasetNotFound, resolve_data_dir  # noqa: E402
 
@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     except (DatasetNotFound, ManifestError, ModelLoadError, RuntimeMissing) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    thr = (", ".join(f"{k} {down(v)}" for k, v in m["modality_thresholds"].items())
+    thr = (named(m["modality_thresholds"])
            + " by the model's modality output (images: " + ", ".join(
                f"{k} {n}" for k, n in m["modalities"].items()) + ")"
            if "modality_thresholds" in m else down(m["threshold"]))

@@ -19,7 +19,7 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 import argparse  # noqa: E402
 import json  # noqa: E402
 
-from core.digits import down, pct  # noqa: E402
+from core.digits import down, named, pct  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     except (DatasetNotFound, ManifestError, ModelLoadError, RuntimeMissing, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    thr = (", ".join(f"{k} {down(v)}" for k, v in rep["modality_thresholds"].items())
+    thr = (named(rep["modality_thresholds"])
            or down(rep["threshold"]))
     print(f"{args.model}, threshold {thr}")
     for split in ("val", "test"):
