@@ -1,8 +1,8 @@
 """End-to-end stage timing through the edge runner's own code, and the camera loop's FPS.
 
 Per image file: ``decode`` (``edge.images.load_rgb``), ``preprocess``
-(``Classifier.prepare``: crop, resize, quantize), ``invoke`` (``Classifier.raw_probability``:
-run + dequantize), ``postprocess`` (``Manifest.calibrate`` + ``label_for``) and ``total``.
+(``Classifier.prepare``: crop, resize, quantize), ``invoke`` (``Classifier.raw_outputs``:
+run + dequantize), ``postprocess`` (``Manifest.read``: calibrate, label) and ``total``.
 The camera loop is the edge runner's own ``edge.camera.run_loop`` (capture through
 ``cv2.VideoCapture``, BGR->RGB, ``Classifier.predict_rgb``) reading a real video file written
 here from the same images with ``cv2.VideoWriter`` at 640x480, like a USB webcam; FPS =
@@ -80,9 +80,9 @@ def time_files(clf: Any, paths: list[str]) -> dict[str, Any]:
         t1 = time.perf_counter()
         x = clf.prepare(rgb)
         t2 = time.perf_counter()
-        raw = clf.raw_probability(x)
+        vec = clf.raw_outputs(x)
         t3 = time.perf_counter()
-        clf.manifest.label_for(clf.manifest.calibrate(raw))
+        clf.manifest.read(vec)
         t4 = time.perf_counter()
         for stage, (a, b) in zip(STAGES, ((t0, t1), (t1, t2), (t2, t3), (t3, t4), (t0, t4)),
                                    strict=True):

@@ -118,8 +118,8 @@ def _method_section(doc: dict[str, Any]) -> list[str]:
             "pass 100% of a float32 peak.",
             f"- Accuracy: {me.get('accuracy_source') or 'no export_report.json found'}.",
             "- End-to-end: decode (`edge.images.load_rgb`), preprocess (`Classifier.prepare`), "
-            "invoke (`Classifier.raw_probability`), postprocess (`Manifest.calibrate` + "
-            f"`label_for`) on {me.get('images_source') or 'no images'}; camera FPS = "
+            "invoke (`Classifier.raw_outputs`), postprocess (`Manifest.read`: calibrate, "
+            f"label) on {me.get('images_source') or 'no images'}; camera FPS = "
             f"`edge.camera.run_loop` over {me.get('frames')} frames of a 640x480 mp4v video "
             "made from those images (capture included).",
             ""]

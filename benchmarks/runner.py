@@ -120,12 +120,23 @@ def measure_runtime(spec: dict[str, Any]) -> dict[str, Any]:
     rt = open_runtime(spec["path"], spec.get("backend", "auto"), spec.get("threads"))
     load_ms = (time.perf_counter() - t0) * 1000
     shape, inp = rt.input.shape, rt.input
+    m = _manifest_or_default(spec["path"])
     img = np.random.default_rng(0).integers(0, 256, (shape[1], shape[2], 3), dtype=np.uint8)
-    x = to_model_input(img, inp.dtype, inp.scale, inp.zero_point)
+    x = to_model_input(img, inp.dtype, inp.scale, inp.zero_point, m.pixel_range, m.color_order)
     out = _timed(lambda: rt.run(x), spec)
     return {"backend": rt.backend, "input_shape": list(shape), "input_dtype": inp.dtype,
             "load_ms": load_ms, **out, "peak_rss_mb": peak_rss_mb(),
             "rss_model_mb": peak_rss_mb() - rss0}
+
+
+def _manifest_or_default(path):
+    """The artifact's manifest (input range, colour order), or the defaults without one."""
+    from edge.manifest import Manifest, ManifestError, find_manifest
+
+    try:
+        return find_manifest(path)
+    except ManifestError:
+        return Manifest()
 
 
 def measure_keras(spec: dict[str, Any]) -> dict[str, Any]:

@@ -1,5 +1,6 @@
 """Binary classification metrics in plain numpy: point metrics, curves, bootstrap CIs,
-operating-threshold selection and calibration (ECE, temperature scaling).
+operating-threshold selection and calibration (ECE, temperature scaling); multiclass metrics
+(``multiclass_metrics``, ``multiclass_bootstrap_ci``) at the end.
 
 No TensorFlow or scikit-learn needed, so export and benchmark code can reuse it.
 
@@ -14,6 +15,7 @@ Example:
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from statistics import NormalDist
 
 import numpy as np
@@ -221,3 +223,147 @@ def fit_temperature(y: np.ndarray, p: np.ndarray) -> float:
             lo, a = a, b
             b = lo + g * (hi - lo)
     return float(math.exp((lo + hi) / 2))
+
+
+# --- multiclass ---------------------------------------------------------------------------
+
+
+def _nan_div(num: float, den: float) -> float:
+    """``num / den``, NaN when ``den`` is 0 (an undefined multiclass value, unlike ``_safe``)."""
+    return float(num / den) if den else float("nan")
+
+
+def _check_multiclass(y: np.ndarray, probs: np.ndarray,
+                      pred: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(y, probs, pred) as int [N], float [N, C], int [N]; ValueError on a bad shape or label."""
+    y, probs = np.asarray(y), np.asarray(probs, float)
+    if probs.ndim != 2 or y.ndim != 1 or len(y) != len(probs):
+        raise ValueError(f"need y [N] and probs [N, C]; got {y.shape} and {probs.shape}")
+    pred = np.argmax(probs, axis=1) if pred is None else np.asarray(pred)
+    if pred.shape != y.shape:
+        raise ValueError(f"pred has shape {pred.shape}, y has {y.shape}")
+    n_classes = probs.shape[1]
+    for name, v in (("y", y), ("pred", pred)):
+        if v.size and (not np.issubdtype(v.dtype, np.integer) or v.min() < 0
+                       or v.max() >= n_classes):
+            raise ValueError(f"{name} must hold integer class indices in [0, {n_classes})")
+    return y.astype(int), probs, pred.astype(int)
+
+
+def confusion_matrix(y: np.ndarray, pred: np.ndarray, n_classes: int) -> np.ndarray:
+    """C x C counts, rows = true class, columns = predicted class.
+
+    >>> confusion_matrix(np.array([0, 1, 2, 2]), np.array([0, 2, 2, 1]), 3).tolist()
+    [[1, 0, 0], [0, 0, 1], [0, 1, 1]]
+    """
+    y, pred = np.asarray(y, int), np.asarray(pred, int)
+    counts = np.bincount(y * n_classes + pred, minlength=n_classes * n_classes)
+    return counts.reshape(n_classes, n_classes)
+
+
+def _average_ranks(p: np.ndarray) -> np.ndarray:
+    """1-based ranks of ``p`` with ties sharing their average rank (as ``roc_auc`` ranks)."""
+    _, inv, counts = np.unique(p, return_inverse=True, return_counts=True)
+    ends = np.cumsum(counts)
+    return ((ends - counts + ends - 1) / 2 + 1)[inv.ravel()]
+
+
+def _ovr_roc_aucs(y: np.ndarray, probs: np.ndarray) -> np.ndarray:
+    """One-vs-rest AUC per class (the same value as ``roc_auc``, vectorised); NaN when a class
+    has no positives or no negatives."""
+    n, n_classes = probs.shape
+    out = np.full(n_classes, np.nan)
+    for c in range(n_classes):
+        pos = y == c
+        n_pos = int(pos.sum())
+        if 0 < n_pos < n:
+            r = _average_ranks(probs[:, c])[pos].sum()
+            out[c] = (r - n_pos * (n_pos + 1) / 2) / (n_pos * (n - n_pos))
+    return out
+
+
+def _headline(y: np.ndarray, probs: np.ndarray, pred: np.ndarray) -> dict[str, float]:
+    """accuracy, balanced_accuracy and macro_roc_auc of checked arrays (bootstrap inner loop)."""
+    cm = confusion_matrix(y, pred, probs.shape[1])
+    support = cm.sum(axis=1)
+    present = support > 0
+    aucs = _ovr_roc_aucs(y, probs)
+    return {"accuracy": _nan_div(np.trace(cm), len(y)),
+            "balanced_accuracy": float(np.mean(np.diag(cm)[present] / support[present]))
+            if present.any() else float("nan"),
+            "macro_roc_auc": float(np.nanmean(aucs)) if np.isfinite(aucs).any() else float("nan")}
+
+
+def multiclass_metrics(y: np.ndarray, probs: np.ndarray, labels: Sequence[str],
+                       pred: np.ndarray | None = None) -> dict:
+    """Accuracy, balanced accuracy, macro one-vs-rest ROC AUC, per-class metrics, confusion.
+
+    ``y``: int class indices [N] into ``labels``; ``probs``: class probabilities [N, C];
+    ``pred``: predicted indices [N], default ``argmax(probs)``. ``balanced_accuracy`` averages
+    recall over the classes present in ``y``; ``macro_roc_auc`` averages the one-vs-rest AUCs
+    that are defined. Undefined values (recall of an absent class, precision of a class never
+    predicted, AUC without positives or negatives) are NaN.
+
+    >>> y = np.array([0, 1, 2, 2]); probs = np.array(
+    ...     [[.8, .1, .1], [.2, .3, .5], [.1, .2, .7], [.2, .5, .3]])
+    >>> m = multiclass_metrics(y, probs, ["a", "b", "c"])
+    >>> m["accuracy"], m["balanced_accuracy"], m["confusion"]["matrix"]
+    (0.5, 0.5, [[1, 0, 0], [0, 0, 1], [0, 1, 1]])
+    >>> m["per_class"]["c"]
+    {'n': 2, 'recall': 0.5, 'precision': 0.5, 'roc_auc': 0.75, 'f1': 0.5}
+    >>> round(m["macro_roc_auc"], 4)  # (1 + 2/3 + 3/4) / 3
+    0.8056
+    """
+    y, probs, pred = _check_multiclass(y, probs, pred)
+    labels = [str(label) for label in labels]
+    if len(labels) != probs.shape[1] or len(set(labels)) != len(labels):
+        raise ValueError(f"need {probs.shape[1]} distinct labels, got {labels}")
+    cm = confusion_matrix(y, pred, len(labels))
+    per_class = {}
+    for c, label in enumerate(labels):
+        tp, support, predicted = int(cm[c, c]), int(cm[c].sum()), int(cm[:, c].sum())
+        per_class[label] = {
+            "n": support, "recall": _nan_div(tp, support), "precision": _nan_div(tp, predicted),
+            "roc_auc": roc_auc(y == c, probs[:, c]),
+            "f1": _nan_div(2 * tp, support + predicted)}  # = 2PR / (P + R) when both defined
+    aucs = [v["roc_auc"] for v in per_class.values() if not math.isnan(v["roc_auc"])]
+    recalls = [v["recall"] for v in per_class.values() if v["n"]]
+    return {"n": int(len(y)), "accuracy": _nan_div(np.trace(cm), len(y)),
+            "balanced_accuracy": float(np.mean(recalls)) if recalls else float("nan"),
+            "macro_roc_auc": float(np.mean(aucs)) if aucs else float("nan"),
+            "per_class": per_class,
+            "confusion": {"labels": labels, "matrix": cm.tolist()}}
+
+
+MULTICLASS_CI_METRICS = ("accuracy", "balanced_accuracy", "macro_roc_auc")
+
+
+def multiclass_bootstrap_ci(y: np.ndarray, probs: np.ndarray, n_boot: int = 1000,
+                            seed: int = 0, confidence: float = 0.95,
+                            pred: np.ndarray | None = None) -> dict[str, list[float]]:
+    """Percentile bootstrap (resampling images) CIs of accuracy, balanced_accuracy and
+    macro_roc_auc: ``{name: [lo, hi]}``. A resample where a metric is NaN (e.g. no class with
+    both positives and negatives) is skipped for it; ``[nan, nan]`` when every one is.
+
+    ``pred`` (default ``argmax(probs)``) is fixed per image and resampled with it, as
+    ``bootstrap_ci`` keeps the threshold fixed.
+
+    >>> y = np.array([0, 1, 2, 2, 1, 0]); probs = np.eye(3)[[0, 1, 2, 1, 1, 0]] * .8 + .2 / 3
+    >>> ci = multiclass_bootstrap_ci(y, probs, n_boot=200)
+    >>> sorted(ci), ci["accuracy"][0] <= 5 / 6 <= ci["accuracy"][1]
+    (['accuracy', 'balanced_accuracy', 'macro_roc_auc'], True)
+    """
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    y, probs, pred = _check_multiclass(y, probs, pred)
+    rng = np.random.default_rng(seed)
+    samples = {k: [] for k in MULTICLASS_CI_METRICS}
+    for _ in range(n_boot):
+        idx = rng.integers(0, len(y), len(y))
+        m = _headline(y[idx], probs[idx], pred[idx])
+        for k in MULTICLASS_CI_METRICS:
+            if not math.isnan(m[k]):
+                samples[k].append(m[k])
+    tail = (1 - confidence) / 2
+    return {k: [float(np.quantile(v, tail)), float(np.quantile(v, 1 - tail))]
+            if v else [float("nan"), float("nan")] for k, v in samples.items()}

@@ -201,7 +201,8 @@ class Recorder:
 def run_camera(classifier, source: FrameSource, *, roi: Roi | None = None,
                display: bool = True, save: Path | None = None, max_frames: int | None = None,
                on_result: Callable[[FrameResult], None] | None = None,
-               log: Callable[[str], None] = print) -> tuple[Summary, list[Prediction]]:
+               log: Callable[[str], None] = print,
+               top_k: int = 1) -> tuple[Summary, list[Prediction]]:
     """Run the loop with window/printout/recording; returns the summary and every prediction.
 
     ``display=False`` (or no GUI) calls ``on_result`` for each frame instead of showing it.
@@ -224,7 +225,7 @@ def run_camera(classifier, source: FrameSource, *, roi: Roi | None = None,
             preds.append(r.prediction)
             if display or recorder:
                 img = draw_overlay(r.frame, r.prediction, fps, m.positive_label, r.rect,
-                                   m.trained_on)
+                                   m.trained_on, top_k)
                 if recorder:
                     recorder.write(img)
                 if display and not _show(img):

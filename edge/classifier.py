@@ -2,7 +2,8 @@
 
 Each image goes through the manifest's quality gate (``edge/quality.py``) first: an unusable
 one gets ``status="unusable"`` with the reason and never reaches the model. Otherwise the
-model's output vector gives P(malignant) (index 0), the lesion types (when the manifest has
+model's output vector is read by ``Manifest.read`` (a softmax over N labels, or the
+skin-lesion layout: P(malignant) at index 0, the lesion types (when the manifest has
 ``classes``), the modality (``manifest.modality_index``, schema 5: dermoscopic or phone
 photo, whose own threshold then decides the label) and the guard score
 (``manifest.guard.index``): below ``guard.threshold`` the status is ``"not_a_lesion"``. A manifest from before schema 3 has no guard, and gets the
@@ -47,7 +48,7 @@ class Prediction:
     label: str | None
     probability: float | None
     raw_probability: float | None
-    threshold: float
+    threshold: float | None  # None: a softmax without a positive class
     ms: float  # preprocess + inference + postprocess, excluding decode
     status: str = "ok"
     reason: str = ""  # quality check that failed (unusable), or "guard" (not_a_lesion)
@@ -55,6 +56,8 @@ class Prediction:
     type_probability: float | None = None
     guard_score: float | None = None
     modality: str = ""  # "dermoscopic" / "phone" when the model has a modality output
+    # every label with its calibrated probability, most likely first (empty when not ok)
+    top: tuple[tuple[str, float], ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -75,7 +78,8 @@ class Classifier:
         # the runtime first: a corrupt model is reported as such, not as a manifest problem
         self.runtime = open_runtime(self.model_path, backend, threads)
         # this file's own operating threshold, when export chose one for it
-        self.manifest = (manifest or find_manifest(self.model_path)).for_artifact(self.model_path)
+        self.manifest = (manifest or find_manifest(self.model_path)).validate().for_artifact(
+            self.model_path)
         if verify:
             self._check_hash()
         self._check_shape()
@@ -115,7 +119,8 @@ class Classifier:
         """RGB uint8 image -> the exact input tensor this artifact expects."""
         m, spec = self.manifest, self.runtime.input
         img = fit_to_input(rgb, m.input_height, m.input_width, m.color_constancy, m.border)
-        return to_model_input(img, spec.dtype, spec.scale, spec.zero_point)
+        return to_model_input(img, spec.dtype, spec.scale, spec.zero_point, m.pixel_range,
+                              m.color_order)
 
     def raw_outputs(self, x: np.ndarray) -> np.ndarray:
         """Invoke on a prepared tensor; the dequantized output vector (float64)."""
@@ -141,28 +146,25 @@ class Classifier:
         if not q.ok:
             return self._result(source, t0, "unusable", q.reason)
         x = to_model_input(apply_corrections(fitted, m.color_constancy, m.border), spec.dtype,
-                           spec.scale, spec.zero_point)
+                           spec.scale, spec.zero_point, m.pixel_range, m.color_order)
         vec = self.raw_outputs(x)
         g = m.guard
         score = float(vec[g.index]) if g is not None and g.index >= 0 else None
         if self.use_guard and score is not None and score < g.threshold:
             return self._result(source, t0, "not_a_lesion", "guard", score)
-        raw = float(vec[0])
-        p = m.calibrate(raw)
-        types = m.class_probabilities(vec)
+        r = m.read(vec)
+        types = m.class_probabilities(vec) if m.output == "sigmoid" else {}
         top = max(types, key=types.get) if types else None
-        modality = m.modality_of(vec)
-        thr = m.threshold_for(modality)
-        label = m.labels[m.positive_index if p >= thr else 1 - m.positive_index]
-        return Prediction(source, label, p, raw, thr,
+        return Prediction(source, r.label, r.probability, r.raw_probability, r.threshold,
                           (time.perf_counter() - t0) * 1000, lesion_type=top,
                           type_probability=types[top] if top else None, guard_score=score,
-                          modality=modality)
+                          modality=r.modality, top=r.top)
 
     def _result(self, source: str, t0: float, status: str, reason: str,
                 score: float | None = None) -> Prediction:
         """A result without a benign/malignant call (not a lesion, or unusable)."""
-        return Prediction(source, None, None, None, self.manifest.threshold,
+        m = self.manifest
+        return Prediction(source, None, None, None, m.threshold if m.positive_label else None,
                           (time.perf_counter() - t0) * 1000, status, reason, guard_score=score)
 
     def predict_file(self, path: str | Path) -> Prediction:

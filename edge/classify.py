@@ -84,6 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-n", "--limit", type=int, default=None,
                    help="classify at most N images, spread evenly over the sorted inputs")
     p.add_argument("-q", "--quiet", action="store_true", help="print only errors and the summary")
+    p.add_argument("-k", "--top-k", type=int, default=1, metavar="K",
+                   help="also show the K most likely labels with their probabilities (console, "
+                        "CSV 'top', JSON 'top', camera overlay)")
     p.add_argument("--no-guard", action="store_true",
                    help="skip the quality gate and the not-a-lesion guard: label every input")
     cam = p.add_argument_group("camera and video")
@@ -159,7 +162,8 @@ def _model_line(clf, choice: ModelChoice | None = None) -> str:
                               m.color_constancy not in ("", "none"))) if on]
     thr = ("thresholds " + named(m.modality_thresholds)
            + " (by the model's modality output)" if m.modality_thresholds
-           else f"threshold {down(m.threshold)}")
+           else f"threshold {down(m.threshold)}" if m.positive_label
+           else f"{len(m.labels)} classes, no threshold")
     origin = f" ({choice.origin})" if choice else ""
     return (f"Model: {clf.model_path}{origin} [{clf.backend}], "
             f"input {m.input_height}x{m.input_width}, {thr}; {checks}"
@@ -191,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         clf, choice = _load_classifier(args)
         if not args.quiet:
             log(_model_line(clf, choice))
-        outputs = Outputs(args.json, args.csv, args.quiet, args.threads)
+        outputs = Outputs(args.json, args.csv, args.quiet, args.threads, max(1, args.top_k))
         if args.camera is None and args.video is None:
             return run_files(clf, args.inputs, outputs, out, log, args.limit)
         live = LiveOptions(args.camera, args.video, args.width, args.height, args.roi,

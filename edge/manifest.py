@@ -24,7 +24,7 @@ import numpy as np
 
 from core.metrics import apply_temperature
 
-SCHEMA_VERSION = 5  # 2: per-artifact thresholds; 3: lesion types, colour constancy, guard, quality gate; 4: border; 5: modality output, one threshold per modality
+SCHEMA_VERSION = 6  # 2: per-artifact thresholds; 3: lesion types, colour constancy, guard, quality gate; 4: border; 5: modality output, one threshold per modality; 6: softmax output (N classes), input range and colour order read by every runner, unknown fields refused
 MANIFEST_NAME = "manifest.json"
 METADATA_KEY = "skinlesion_manifest"  # TFLite metadata name and ONNX metadata_props key
 _MAGIC = b"SKINLESION-MANIFEST\x00"  # prefix of the embedded TFLite buffer: magic, u32 length, JSON
@@ -65,6 +65,28 @@ def trained_on(sources: list[str]) -> str:
 
 class ManifestError(ValueError):
     """A manifest is missing, unreadable or inconsistent with its model."""
+
+
+OUTPUTS = ("sigmoid", "softmax")  # Manifest.output: the output layouts a runner understands
+COLOR_ORDERS = ("RGB", "BGR")
+RESIZES = ("center-crop-square,area",)
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What one output vector says: the label, its probabilities and the threshold used.
+
+    ``probability``: calibrated P(positive label) when the manifest names a positive class
+    (``positive_index >= 0``), else P(``label``); ``top``: every label with its calibrated
+    probability, most likely first.
+    """
+
+    label: str
+    probability: float
+    raw_probability: float
+    threshold: float | None
+    top: tuple[tuple[str, float], ...]
+    modality: str = ""
 
 
 @dataclass
@@ -155,6 +177,18 @@ class Manifest:
     ``modality_thresholds`` replaces ``threshold``; ``guard.index`` (when a guard is fitted)
     is the in-distribution score. ``threshold`` applies to the *calibrated* probability
     ``sigmoid(logit(p) / temperature)``.
+
+    ``output == "softmax"`` (schema 6, any image classifier): indices ``0 .. len(labels) - 1``
+    hold the probability of each label in the order of ``labels`` (they sum to 1), then the
+    guard when fitted. The label is the most likely one; when a positive class is named
+    (``positive_index >= 0``) it is that class whenever its calibrated probability reaches
+    ``threshold``, else the most likely of the others. ``temperature`` divides the log
+    probabilities (``softmax(log p / T)``, exact temperature scaling of the logits).
+    ``positive_index == -1``: no positive class, no threshold.
+
+    Every runner feeds the model ``pixel_range`` (the 0..255 pixels mapped linearly) in
+    ``color_order`` (``edge.preprocess.model_pixels``) and refuses a manifest whose fields it
+    does not understand (``validate``).
     """
 
     input_height: int = 224
@@ -184,7 +218,7 @@ class Manifest:
     temperature: float = 1.0
     model_name: str = ""
     run_id: str = ""
-    trained_on: str = TRAINED_ON
+    trained_on: str = ""  # what the model was trained on (export writes it from the data)
     disclaimer: str = (
         "Research and education tool, not a medical device; it does not diagnose."
     )
@@ -197,7 +231,8 @@ class Manifest:
     # ----------------------------------------------------------------- derived values
     @property
     def positive_label(self) -> str:
-        return self.labels[self.positive_index]
+        """The class the threshold is for (``""``: a softmax without one)."""
+        return self.labels[self.positive_index] if self.positive_index >= 0 else ""
 
     @property
     def output_size(self) -> int:
@@ -210,8 +245,47 @@ class Manifest:
             >>> Manifest(classes=("mel", "nv"), modality_index=3, guard=Guard(index=4)).output_size
             5
         """
-        n = max(1 + len(self.classes), self.modality_index + 1)
+        head = len(self.labels) if self.output == "softmax" else 1 + len(self.classes)
+        n = max(head, self.modality_index + 1)
         return max(n, self.guard.index + 1) if self.guard else n
+
+    def validate(self) -> "Manifest":
+        """``self``, or ``ManifestError`` naming the first field this runner does not understand.
+
+            >>> Manifest(output="softmax", labels=("a", "b", "c"), positive_index=-1).validate().output
+            'softmax'
+            >>> Manifest(output="multilabel").validate()
+            Traceback (most recent call last):
+            ...
+            edge.manifest.ManifestError: manifest field output='multilabel' is not understood (known: sigmoid, softmax); export the model again with this version, or upgrade the runner
+        """
+        def bad(name: str, value, known) -> ManifestError:
+            return ManifestError(f"manifest field {name}={value!r} is not understood (known: "
+                                 f"{', '.join(map(str, known))}); export the model again with "
+                                 "this version, or upgrade the runner")
+        from edge.preprocess import BORDERS, COLOR_CONSTANCY
+
+        for name, known in (("output", OUTPUTS), ("color_order", COLOR_ORDERS),
+                            ("resize", RESIZES), ("color_constancy", COLOR_CONSTANCY),
+                            ("border", BORDERS)):
+            if getattr(self, name) not in known:
+                raise bad(name, getattr(self, name), known)
+        lo, hi = (float(v) for v in self.pixel_range)
+        if len(self.pixel_range) != 2 or not lo < hi:
+            raise ManifestError(f"manifest field pixel_range={list(self.pixel_range)} is not "
+                                "[low, high] with low < high")
+        if self.channels != 3:
+            raise bad("channels", self.channels, (3,))
+        n = len(self.labels)
+        if n < 2 or len(set(self.labels)) != n:
+            raise ManifestError(f"manifest field labels={list(self.labels)} needs 2 or more "
+                                "distinct class names")
+        if self.output == "sigmoid" and (n != 2 or self.positive_index not in (0, 1)):
+            raise ManifestError("a sigmoid manifest needs 2 labels and positive_index 0 or 1, "
+                                f"got {list(self.labels)} and {self.positive_index}")
+        if not -1 <= self.positive_index < n:
+            raise bad("positive_index", self.positive_index, range(-1, n))
+        return self
 
     def modality_of(self, vector) -> str:
         """The image's modality from its output vector (``""`` without a modality output).
@@ -237,6 +311,43 @@ class Manifest:
         """Lesion-type probabilities from one output vector (``{}`` without types)."""
         return {c: float(vector[1 + i]) for i, c in enumerate(self.classes)}
 
+    def read(self, vector) -> Reading:
+        """The label of one (dequantized) output vector, as every runner must read it.
+
+            >>> Manifest(threshold=0.3).read([0.4]).label
+            'malignant'
+            >>> m = Manifest(output="softmax", labels=("cat", "dog", "fox"), positive_index=-1)
+            >>> r = m.read([0.2, 0.5, 0.3]); r.label, r.top[1]
+            ('dog', ('fox', 0.3))
+            >>> m = Manifest(output="softmax", labels=("a", "b", "c"), positive_index=0, threshold=0.2)
+            >>> m.read([0.25, 0.5, 0.25]).label, m.read([0.1, 0.3, 0.6]).label
+            ('a', 'c')
+        """
+        if self.output == "softmax":
+            return self._read_softmax(vector)
+        raw = float(vector[0])
+        p = self.calibrate(raw)
+        modality = self.modality_of(vector)
+        thr = self.threshold_for(modality)
+        pos, neg = self.positive_index, 1 - self.positive_index
+        label = self.labels[pos if p >= thr else neg]
+        top = sorted(((self.labels[pos], p), (self.labels[neg], 1.0 - p)), key=lambda t: -t[1])
+        return Reading(label, p, raw, thr, tuple(top), modality)
+
+    def _read_softmax(self, vector) -> Reading:
+        n = len(self.labels)
+        raw = np.clip(np.asarray(vector[:n], np.float64), 0.0, None)
+        probs = raw if self.temperature == 1 else _soften(raw, self.temperature)
+        order = sorted(range(n), key=lambda i: (-probs[i], i))
+        top = tuple((self.labels[i], float(probs[i])) for i in order)
+        pos = self.positive_index
+        if pos < 0:
+            i = order[0]
+            return Reading(self.labels[i], float(probs[i]), float(raw[i]), None, top)
+        thr = float(self.threshold)
+        i = pos if probs[pos] >= thr else next(j for j in order if j != pos)
+        return Reading(self.labels[i], float(probs[pos]), float(raw[pos]), thr, top)
+
     def calibrate(self, probability: float) -> float:
         """Temperature-scaled probability (identity when ``temperature == 1``).
 
@@ -248,6 +359,7 @@ class Manifest:
         return float(apply_temperature(np.float64(probability), self.temperature))
 
     def label_for(self, calibrated_probability: float) -> str:
+        """The binary label at ``threshold`` (sigmoid manifests)."""
         pos = calibrated_probability >= self.threshold
         return self.labels[self.positive_index if pos else 1 - self.positive_index]
 
@@ -269,6 +381,11 @@ class Manifest:
                 "upgrade the edge package"
             )
         known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ManifestError(f"manifest field {unknown[0]!r} is not understood by this runner "
+                                f"(schema {SCHEMA_VERSION}); export the model again with this "
+                                "version, or upgrade the runner")
         kw = {k: v for k, v in d.items() if k in known}
         arts = {}
         for name, a in (kw.pop("artifacts", None) or {}).items():
@@ -283,7 +400,7 @@ class Manifest:
             kw["guard"] = Guard(**_known(Guard, kw["guard"]))
         if "quality" in kw:
             kw["quality"] = QualityGate(**_known(QualityGate, kw["quality"] or {}))
-        return cls(artifacts=arts, **kw)
+        return cls(artifacts=arts, **kw).validate()
 
     @classmethod
     def from_json(cls, text: str | bytes) -> "Manifest":
@@ -336,6 +453,13 @@ class Manifest:
 
 
 _ARTIFACT_FIELDS = {f.name for f in dataclasses.fields(ArtifactInfo)}
+
+
+def _soften(p: np.ndarray, temperature: float) -> np.ndarray:
+    """``softmax(log p / T)``: temperature scaling of a softmax output's logits."""
+    z = np.log(np.maximum(p, 1e-12)) / temperature
+    e = np.exp(z - z.max())
+    return e / e.sum()
 
 
 def _known(cls, d: dict[str, Any]) -> dict[str, Any]:

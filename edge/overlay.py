@@ -74,6 +74,8 @@ def headline(pred: Prediction, positive_label: str = "malignant") -> str:
         return "no lesion in view"
     if pred.status == "unusable":
         return f"unusable: {MESSAGES.get(pred.reason, pred.reason)}"
+    if not positive_label:  # a softmax without a positive class
+        return f"{pred.label}  p={down(pred.probability, 2)}"
     kind = f"  {pred.lesion_type}" if pred.lesion_type else ""
     mod = f" {pred.modality}" if pred.modality else ""
     return (f"{pred.label}  p({positive_label})={down(pred.probability, 2)} "
@@ -82,8 +84,9 @@ def headline(pred: Prediction, positive_label: str = "malignant") -> str:
 
 def draw_overlay(rgb: np.ndarray, pred: Prediction, fps: float | None,
                  positive_label: str = "malignant", rect: tuple[int, int, int, int] | None = None,
-                 trained_on: str = "") -> np.ndarray:
-    """A BGR copy of ``rgb`` (for ``cv2.imshow``/``VideoWriter``) with the result drawn on it."""
+                 trained_on: str = "", top_k: int = 1) -> np.ndarray:
+    """A BGR copy of ``rgb`` (for ``cv2.imshow``/``VideoWriter``) with the result drawn on it
+    (``top_k > 1``: the most likely labels under the headline)."""
     img = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
     h, w = img.shape[:2]
     scale = max(0.35, min(1.0, w / 900))
@@ -95,6 +98,8 @@ def draw_overlay(rgb: np.ndarray, pred: Prediction, fps: float | None,
     _text(img, headline(pred, positive_label), (8, line), scale, colour, max(1, int(2 * scale)))
     _text(img, f"{fps:.1f} FPS  {pred.ms:.0f} ms" if fps else f"{pred.ms:.0f} ms",
           (8, 2 * line), scale * 0.8, _WHITE)
+    for i, (label, p) in enumerate(pred.top[:top_k] if top_k > 1 and pred.ok else ()):
+        _text(img, f"{i + 1}. {label} {down(p, 2)}", (8, (3 + i) * line), scale * 0.8, _WHITE)
     small = scale * 0.6
     foot = [NOTE] + _wrap(f"Trained on: {trained_on}", small, w - 16) if trained_on else [NOTE]
     step = int(22 * small) + 4

@@ -138,14 +138,37 @@ def shades_of_gray(img: np.ndarray, p: float = SHADES_OF_GRAY_P) -> np.ndarray:
     return np.clip(np.rint(x * gain), 0, 255).astype(np.uint8)
 
 
-def to_model_input(img: np.ndarray, dtype: str, scale: float = 0.0,
-                   zero_point: int = 0) -> np.ndarray:
-    """``(H, W, 3)`` uint8 -> ``(1, H, W, 3)`` tensor of ``dtype`` (quantized if int8/uint8)."""
+PIXELS = (0.0, 255.0)  # Manifest.pixel_range of the project's own models (they scale inside)
+
+
+def model_pixels(img: np.ndarray, pixel_range=PIXELS, color_order: str = "RGB") -> np.ndarray:
+    """uint8 RGB pixels (any leading shape) -> the float32 values a model was trained on.
+
+    ``pixel_range`` ``(lo, hi)``: 0 maps to ``lo`` and 255 to ``hi``, linearly
+    (``x * (hi - lo) / 255 + lo``; the identity for (0, 255)); ``color_order`` ``"BGR"`` reverses
+    the channels. Export (calibration, parity) and every runner call this one function.
+
+    >>> model_pixels(np.array([[0, 255, 51]], np.uint8), (-1, 1), "BGR").astype(float).round(2).tolist()
+    [[-0.6, 1.0, -1.0]]
+    """
+    x = img[..., ::-1] if color_order.upper() == "BGR" else img
+    lo, hi = float(pixel_range[0]), float(pixel_range[1])
+    if (lo, hi) == PIXELS:
+        return x.astype(np.float32)
+    return (x.astype(np.float32) * np.float32((hi - lo) / 255.0) + np.float32(lo)).astype(np.float32)
+
+
+def to_model_input(img: np.ndarray, dtype: str, scale: float = 0.0, zero_point: int = 0,
+                   pixel_range=PIXELS, color_order: str = "RGB") -> np.ndarray:
+    """``(H, W, 3)`` uint8 -> ``(1, H, W, 3)`` tensor of ``dtype`` (quantized if int8/uint8),
+    holding ``model_pixels(img, pixel_range, color_order)``."""
     if dtype in ("int8", "uint8") and scale > 0:
         if img.dtype == np.uint8:  # 256-entry lookup table: same values, 3-4x faster
-            return _quant_lut(dtype, float(scale), int(zero_point))[img][None]
-        return _quantize(img.astype(np.float32), dtype, scale, zero_point)[None]
-    return img.astype(np.float32)[None].astype(dtype)
+            lut = _quant_lut(dtype, float(scale), int(zero_point), *map(float, pixel_range))
+            return lut[img[..., ::-1] if color_order.upper() == "BGR" else img][None]
+        return _quantize(model_pixels(img, pixel_range, color_order), dtype, scale,
+                         zero_point)[None]
+    return model_pixels(img, pixel_range, color_order)[None].astype(dtype)
 
 
 def _quantize(x: np.ndarray, dtype: str, scale: float, zero_point: int) -> np.ndarray:
@@ -154,8 +177,10 @@ def _quantize(x: np.ndarray, dtype: str, scale: float, zero_point: int) -> np.nd
 
 
 @lru_cache(maxsize=8)
-def _quant_lut(dtype: str, scale: float, zero_point: int) -> np.ndarray:
-    return _quantize(np.arange(256, dtype=np.float32), dtype, scale, zero_point)
+def _quant_lut(dtype: str, scale: float, zero_point: int, lo: float = 0.0,
+               hi: float = 255.0) -> np.ndarray:
+    values = model_pixels(np.arange(256, dtype=np.uint8)[:, None].repeat(3, 1), (lo, hi))[:, 0]
+    return _quantize(values, dtype, scale, zero_point)
 
 
 def dequantize(q: np.ndarray, scale: float, zero_point: int) -> np.ndarray:

@@ -16,6 +16,9 @@ Example:
     (2, 1, {'benign': 1, 'not_a_lesion': 1}, {'ok': 1, 'not_a_lesion': 1, 'unusable': 0})
     >>> prediction_line(q).split()[:2]
     ['not-a-lesion', 'guard=n/a']
+    >>> r = Prediction("f.jpg", "fox", 0.71, 0.71, None, 1.0, top=(("fox", 0.71), ("cat", 0.2)))
+    >>> prediction_line(r, "", top_k=2).split()[:5]
+    ['fox', 'p=0.7100', 'top:', 'fox', '0.7100;']
 """
 from __future__ import annotations
 
@@ -35,8 +38,8 @@ from edge.classifier import STATUSES, Prediction
 from edge.quality import MESSAGES
 
 CSV_FIELDS = ("source", "status", "label", "probability", "raw_probability", "threshold",
-              "reason", "lesion_type", "type_probability", "guard_score", "modality", "ms",
-              "error")
+              "reason", "lesion_type", "type_probability", "guard_score", "modality", "top",
+              "ms", "error")
 SHOWN = {"not_a_lesion": "not-a-lesion", "unusable": "unusable"}  # console words
 
 
@@ -63,19 +66,38 @@ class RunInfo:
     trained_on: str
     disclaimer: str = DISCLAIMER
     modality_thresholds: dict[str, float] = field(default_factory=dict)
+    output: str = "sigmoid"  # the manifest's output layout
+    top_k: int = 1  # labels shown per result (console, CSV, JSON, overlay)
 
     @classmethod
-    def from_classifier(cls, clf: Any, threads: int | None = None) -> "RunInfo":
+    def from_classifier(cls, clf: Any, threads: int | None = None,
+                        top_k: int = 1) -> "RunInfo":
         m = clf.manifest
         return cls(str(clf.model_path), clf.backend, threads, (m.input_height, m.input_width),
-                   m.threshold, m.temperature, m.positive_label, tuple(m.labels), m.trained_on,
-                   modality_thresholds=dict(m.modality_thresholds))
+                   m.threshold, m.temperature, m.positive_label, tuple(m.labels),
+                   m.trained_on or "not stated in the manifest",
+                   modality_thresholds=dict(m.modality_thresholds), output=m.output,
+                   top_k=top_k)
 
     def threshold_text(self) -> str:
         """``threshold 0.42`` or, per modality, ``thresholds dermoscopic 0.31, phone 0.55``."""
         if self.modality_thresholds:
             return "thresholds " + named(self.modality_thresholds)
         return f"threshold {down(self.threshold)}"
+
+    def rule_text(self) -> str:
+        """How a label is chosen, for the summary and the CSV header."""
+        if self.output == "softmax" and not self.positive_label:
+            return f"the most likely of {len(self.labels)} classes ({', '.join(self.labels)})"
+        if self.output == "softmax":
+            return (f"{self.positive_label} when p({self.positive_label}) >= {self.threshold_text()}"
+                    ", else the most likely other class")
+        return f"{self.threshold_text()} on p({self.positive_label})"
+
+
+def top_text(p: Prediction, k: int) -> str:
+    """The ``k`` most likely labels: ``cat 0.7100; dog 0.2000``."""
+    return "; ".join(f"{label} {down(prob)}" for label, prob in p.top[:k])
 
 
 @dataclass
@@ -117,9 +139,11 @@ def summarize(preds: list[Prediction], failures: list[Failure], wall_s: float,
                    len(preds) / wall_s if preds and wall_s > 0 else None, extra or {}, statuses)
 
 
-def prediction_line(p: Prediction, positive_label: str = "malignant") -> str:
+def prediction_line(p: Prediction, positive_label: str = "malignant", top_k: int = 1) -> str:
     """``malignant  p(malignant)=0.9132  threshold=0.4200    3.1 ms  path/to/img.jpg``;
-    ``not-a-lesion  guard=0.1200 ...`` or ``unusable  (image too dark) ...`` without a label."""
+    ``not-a-lesion  guard=0.1200 ...`` or ``unusable  (image too dark) ...`` without a label;
+    ``fox  p=0.7100  ...`` for a softmax without a positive class; ``top_k > 1`` adds the
+    ``top_k`` most likely labels (``top: fox 0.7100; cat 0.2000``)."""
     if p.status == "unusable":
         return f"{'unusable':<10} ({MESSAGES.get(p.reason, p.reason)})  {p.ms:6.1f} ms  {p.source}"
     guard = "" if p.guard_score is None else f"  guard={down(p.guard_score, 2)}"
@@ -129,8 +153,12 @@ def prediction_line(p: Prediction, positive_label: str = "malignant") -> str:
                 f"{p.ms:6.1f} ms  {p.source}")
     kind = f"  type={p.lesion_type} ({down(p.type_probability, 2)})" if p.lesion_type else ""
     mod = f"  modality={p.modality}" if p.modality else ""
+    top = f"  top: {top_text(p, top_k)}" if top_k > 1 and p.top else ""
+    if not positive_label:  # a softmax without a positive class: no threshold
+        return (f"{p.label:<10} p={down(p.probability)}{top}{guard}  {p.ms:6.1f} ms  "
+                f"{p.source}")
     return (f"{p.label:<10} p({positive_label})={down(p.probability)}  "
-            f"threshold={down(p.threshold)}{mod}{kind}{guard}  {p.ms:6.1f} ms  {p.source}")
+            f"threshold={down(p.threshold)}{mod}{kind}{top}{guard}  {p.ms:6.1f} ms  {p.source}")
 
 
 def summary_lines(s: Summary, info: RunInfo, unit: str = "images") -> list[str]:
@@ -140,7 +168,7 @@ def summary_lines(s: Summary, info: RunInfo, unit: str = "images") -> list[str]:
     lines = [f"Summary: {s.classified} {unit} classified ({counts}), {s.bad} bad; latency {lat}"
              + (f"; {s.per_s:.1f} {unit}/s" if s.per_s else "") + f" [{info.backend}]",
              f"Model: {info.model} ({info.input_size[0]}x{info.input_size[1]}, "
-             f"{info.threshold_text()} on p({info.positive_label}))",
+             f"label: {info.rule_text()})",
              f"Trained on: {info.trained_on}",
              info.disclaimer]
     if s.statuses.get("not_a_lesion") or s.statuses.get("unusable"):
@@ -155,7 +183,8 @@ def to_dict(preds: Iterable[Prediction], failures: Iterable[Failure], summary: S
     """The JSON document: run info, summary, one entry per prediction and per failure."""
     return {"disclaimer": info.disclaimer, "trained_on": info.trained_on,
             "model": asdict(info), "summary": asdict(summary),
-            "predictions": [p.to_dict() for p in preds],
+            "predictions": [{**p.to_dict(), "top": [list(t) for t in p.top[:info.top_k]]}
+                            for p in preds],
             "errors": [asdict(f) for f in failures]}
 
 
@@ -176,12 +205,14 @@ def write_json(dest: str | Path, doc: dict[str, Any]) -> None:
 
 def csv_text(preds: Iterable[Prediction], failures: Iterable[Failure], info: RunInfo) -> str:
     buf = io.StringIO()
+    rule = (f"probability = calibrated p({info.positive_label}); label = {info.positive_label} "
+            f"when probability >= threshold (the image's modality's, when the model has a "
+            f"modality output: {info.threshold_text()})" if info.output == "sigmoid" else
+            f"probability = p({info.positive_label or 'label'}); label = {info.rule_text()}")
     buf.write(f"# {info.disclaimer}\n# Trained on: {info.trained_on}\n"
-              f"# Model: {info.model} [{info.backend}]; probability = calibrated "
-              f"p({info.positive_label}); label = {info.positive_label} when probability >= "
-              f"threshold (the image's modality's, when the model has a modality output: "
-              f"{info.threshold_text()}); status not_a_lesion (guard) or unusable (quality "
-              f"gate, see reason) means no label\n")
+              f"# Model: {info.model} [{info.backend}]; {rule}; top = the {info.top_k} most "
+              "likely label(s) with their probabilities; status not_a_lesion (guard) or unusable "
+              "(quality gate, see reason) means no label\n")
     w = csv.DictWriter(buf, CSV_FIELDS, lineterminator="\n")
     w.writeheader()
     num = lambda v: "" if v is None else f"{v:.6f}"  # noqa: E731
@@ -191,7 +222,7 @@ def csv_text(preds: Iterable[Prediction], failures: Iterable[Failure], info: Run
                     "raw_probability": num(p.raw_probability), "threshold": num(p.threshold),
                     "lesion_type": p.lesion_type or "", "type_probability": num(p.type_probability),
                     "guard_score": num(p.guard_score), "modality": p.modality,
-                    "ms": f"{p.ms:.3f}", "error": ""})
+                    "top": top_text(p, info.top_k), "ms": f"{p.ms:.3f}", "error": ""})
     for f in failures:
         w.writerow({"source": f.source, "status": "error", "error": f.message})
     return buf.getvalue()

@@ -33,6 +33,7 @@ class Outputs:
     csv: str | None = None
     quiet: bool = False
     threads: int | None = None  # recorded in the results' run info
+    top_k: int = 1  # labels shown per result
 
 
 def run_files(clf, inputs: list[str], outputs: Outputs, out: Printer, log: Printer,
@@ -47,7 +48,7 @@ def run_files(clf, inputs: list[str], outputs: Outputs, out: Printer, log: Print
     for f in failures:
         log(f"error: {f.message}")
     paths = spread(paths, limit)
-    info = RunInfo.from_classifier(clf, outputs.threads)
+    info = RunInfo.from_classifier(clf, outputs.threads, outputs.top_k)
     preds, code, t0 = [], EXIT_OK, time.perf_counter()
     try:
         for path in paths:
@@ -64,7 +65,7 @@ def run_files(clf, inputs: list[str], outputs: Outputs, out: Printer, log: Print
                 continue
             preds.append(pred)
             if not outputs.quiet:
-                out(prediction_line(pred, info.positive_label))
+                out(prediction_line(pred, info.positive_label, info.top_k))
     except KeyboardInterrupt:
         log(f"interrupted: {len(preds)} of {len(paths)} images classified")
         code = EXIT_INTERRUPTED
@@ -100,14 +101,14 @@ def run_live(clf, live: LiveOptions, outputs: Outputs, out: Printer, log: Printe
     from edge.sources import open_source
 
     roi = Roi.parse(live.roi) if live.roi else None
-    info = RunInfo.from_classifier(clf, outputs.threads)
+    info = RunInfo.from_classifier(clf, outputs.threads, outputs.top_k)
     source = open_source(live.camera, live.video, live.width, live.height)
     try:
         on_result = None if outputs.quiet else (
-            lambda r: out(prediction_line(r.prediction, info.positive_label)))
+            lambda r: out(prediction_line(r.prediction, info.positive_label, info.top_k)))
         summary, preds = run_camera(clf, source, roi=roi, display=not live.headless,
                                     save=live.save, max_frames=live.max_frames,
-                                    on_result=on_result, log=log)
+                                    on_result=on_result, log=log, top_k=info.top_k)
     finally:
         source.close()
     failures = [Failure(source.name, w) for w in summary.extra["warnings"]]

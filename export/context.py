@@ -26,14 +26,17 @@ class ExportContext:
     """Inputs shared by all exporters.
 
     ``calibration`` holds RGB uint8 images ``[N, H, W, 3]`` already sized for the model
-    (``edge.preprocess.fit_to_input``); quantizers see them as float32 pixels 0..255, exactly
-    what the runtimes are fed.
+    (``edge.preprocess.fit_to_input``); quantizers see them as the model's float32 input
+    (``edge.preprocess.model_pixels`` with the manifest's pixel range and colour order),
+    exactly what the runtimes are fed.
     """
 
     model: Any  # keras.Model
     calibration: np.ndarray | None
     workdir: Path
     opset: int = 17
+    pixel_range: tuple[float, float] = (0.0, 255.0)  # the manifest's (edge.preprocess.model_pixels)
+    color_order: str = "RGB"
     _cache: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
@@ -42,11 +45,13 @@ class ExportContext:
         return int(shape[1]), int(shape[2])
 
     def calibration_float(self) -> np.ndarray:
-        """Calibration images as float32 0..255; raises ``ExportError`` when there are none."""
+        """Calibration images as the model's float32 input; ``ExportError`` when there are none."""
+        from edge.preprocess import model_pixels
+
         if self.calibration is None or len(self.calibration) == 0:
             raise ExportError("no calibration images: integer quantization needs training "
-                              "images (pass --data DIR with train/benign and train/malignant)")
-        return self.calibration.astype(np.float32)
+                              "images (pass --data DIR with one folder of images per class)")
+        return model_pixels(self.calibration, self.pixel_range, self.color_order)
 
     def cached(self, key: str, build: Callable[[], Any]) -> Any:
         """``build()`` once per export; later calls return the same value."""

@@ -7,8 +7,13 @@ tolerance makes the exit code 1. Each artifact gets its own operating threshold,
 the run's rule on its own outputs for the run's validation images (``--keras-threshold``: all
 share the Keras model's). Exit code 2: bad input (model, data, output folder, flags).
 
+Any Keras image classifier exports too: ``--labels`` names its outputs (a softmax over N
+classes, or one sigmoid with 2 labels), ``--input-range``/``--color-order`` say what pixels it
+expects, and ``--data`` holds one folder of images per label for calibration and parity.
+
 Example:
     python export/convert.py                                  # newest runs/*/model.keras
+    python export/convert.py --model my.keras --labels cat,dog,fox --input-range -1,1 --data DIR --out OUT
     python export/convert.py --model runs/demo/model.keras --formats tflite_int8,onnx_fp32
     python export/convert.py --tolerance tflite_int8.min_agreement=0.98 --tolerance all.max_accuracy_drop=0.02
 """
@@ -93,7 +98,53 @@ def build_parser() -> argparse.ArgumentParser:
                         "dermoscope ring or corners (edge.preprocess.fill_dark_border); default: "
                         "the run's (none)")
     p.add_argument("--seed", type=int, default=0, help="seed for drawing calibration images")
+    p.add_argument("--labels", default=None, metavar="A,B,...",
+                   help="your own model: one class name per output, in order (a softmax); two "
+                        "names for one sigmoid output (it gives P(second name)); --data must hold "
+                        "a folder of images per name (default: the run's labels)")
+    p.add_argument("--input-range", default=None, metavar="LO,HI", choices=INPUT_RANGES,
+                   help="the pixel values your model expects: 0,1 | -1,1 | 0,255 (0..255 maps "
+                        "linearly onto it; recorded in the manifest, applied by every runner); "
+                        "default: 0,255 (the project's models scale inside)")
+    p.add_argument("--color-order", default=None, choices=("rgb", "bgr"), type=str.lower,
+                   help="channel order your model expects (default: rgb)")
+    p.add_argument("--trained-on", default=None, metavar="TEXT",
+                   help="what the model was trained on, for the manifest and every runner's "
+                        "output (default: the run's record, else 'not stated')")
     return p
+
+
+INPUT_RANGES = ("0,1", "-1,1", "0,255")
+
+
+def apply_contract(manifest, args, width: int, model_path: Path) -> None:
+    """Your own model's contract from the flags: labels, output layout, input, provenance."""
+    if args.labels is not None:
+        labels = tuple(x.strip() for x in args.labels.split(",") if x.strip())
+        if len(labels) < 2 or len(set(labels)) != len(labels):
+            raise ExportError(f"--labels {args.labels!r}: give two or more distinct class names, "
+                              "comma-separated, one per model output")
+        if width == 1 and len(labels) != 2:
+            raise ExportError(f"{model_path}: one sigmoid output needs 2 labels (negative, "
+                              f"positive), --labels gives {len(labels)}")
+        if width > 1 and width != len(labels):
+            raise ExportError(f"{model_path}: --labels gives {len(labels)} names but the model "
+                              f"outputs {width} values; pass one name per output, in order")
+        manifest.labels = labels
+        manifest.output = "sigmoid" if width == 1 else "softmax"
+        manifest.positive_index = 1 if width == 1 else -1
+        manifest.classes, manifest.modalities, manifest.modality_index = (), (), -1
+        manifest.trained_on = ("not stated (a Keras model exported with --labels "
+                               f"{','.join(labels)}; pass --trained-on)")
+    elif width > 1 and manifest.output == "sigmoid" and manifest.output_size != width:
+        raise ExportError(f"{model_path}: the model outputs {width} values and its run names no "
+                          "classes; pass --labels with one name per output, in order")
+    if args.input_range:
+        manifest.pixel_range = tuple(float(v) for v in args.input_range.split(","))
+    if args.color_order:
+        manifest.color_order = args.color_order.upper()
+    if args.trained_on:
+        manifest.trained_on = args.trained_on
 
 
 def _resolve_paths(args) -> tuple[Path, Path, Path]:
@@ -105,13 +156,29 @@ def _resolve_paths(args) -> tuple[Path, Path, Path]:
     return model, run.path, args.out or run.export_dir
 
 
-def _load_images(args, info, size: int, formats, need_test: bool):
+def _check_folders(data_dir: Path, labels: tuple[str, ...]) -> None:
+    """Every label needs its class folder (or CSV rows) in ``data_dir``."""
+    from train.data import DatasetError, class_names
+
+    try:
+        names = {n.lower() for n in class_names(data_dir)}
+    except DatasetError as e:
+        raise ExportError(str(e)) from None
+    missing = [c for c in labels if c.lower() not in names]
+    if missing:
+        raise ExportError(f"{data_dir}: no images for label(s) {', '.join(missing)} (classes "
+                          f"there: {', '.join(sorted(names))}); pass --data with one folder "
+                          "per label, or --labels matching its folders")
+
+
+def _load_images(args, info, size: int, formats, need_test: bool, manifest):
     """(data folder, calibration images, test images, test labels, validation rule or None)."""
     from export.inputs import load_calibration, load_test, operating_rule
     from train.data import DatasetNotFound, resolve_data_dir
 
     needs_cal = any(f.needs_calibration for f in formats)
-    need_val = not args.keras_threshold and bool(info.metrics) and bool(info.config)
+    need_val = (not args.keras_threshold and bool(info.metrics) and bool(info.config)
+                and manifest.output == "sigmoid" and args.labels is None)
     if not (needs_cal or need_test or need_val):
         return None, None, None, None, None
     run_data = info.config.get("data")  # where the run was trained, if it still exists
@@ -123,14 +190,17 @@ def _load_images(args, info, size: int, formats, need_test: bool):
             raise ExportError(str(e)) from None
         print(f"warning: {e}; every file gets the Keras model's threshold", file=sys.stderr)
         return None, None, None, None, None
-    cal = (load_calibration(data_dir, size, args.calibration_count, args.seed, info)
+    labels = tuple(manifest.labels)
+    if not info.sources:
+        _check_folders(data_dir, labels)
+    cal = (load_calibration(data_dir, size, args.calibration_count, args.seed, info, labels)
            if needs_cal else None)
     x, y = (load_test(data_dir, size, bool(info.config.get("exclude_leaked", True)),
-                      info.color_constancy, info.border)
+                      info.color_constancy, info.border, labels)
             if need_test else (None, None))
     if need_test and len(x) == 0:
-        raise ExportError(f"{data_dir}: no test images found (expected test/benign and "
-                          "test/malignant); pass --data, or --skip-parity")
+        raise ExportError(f"{data_dir}: no test images found (expected test/<class>/ folders, "
+                          "or class folders it splits); pass --data, or --skip-parity")
     rule = operating_rule(info, data_dir, size) if need_val else None
     if need_val and rule is None:
         print(f"warning: no validation images for {info.run_dir} in {data_dir}: every file "
@@ -142,6 +212,7 @@ def run(args, argv: list[str] | None = None) -> int:
     from export.inputs import manifest_from_run, read_run
     from export.pipeline import export_model, image_input_size, load_keras_model
     from export.report import REPORT_MD, format_table
+    from export.validate import output_width
 
     if args.calibration_count < 0 or args.min_calibration < 0:
         raise ExportError("--calibration-count and --min-calibration must be >= 0")
@@ -155,20 +226,31 @@ def run(args, argv: list[str] | None = None) -> int:
         raise ExportError(f"{model_path}: input {h}x{w} is not square; the data loader needs square input")
     info = read_run(run_dir)
     info.border_override = args.border or ""
-    for msg in info.warnings:
+    for msg in info.warnings if args.labels is None else []:  # your own model: no run record
         print(msg, file=sys.stderr)
-    data_dir, cal, x, y, rule = _load_images(args, info, h, formats, not args.skip_parity)
+    manifest = manifest_from_run(info)
+    apply_contract(manifest, args, output_width(model), model_path)
+    skin = manifest.output == "sigmoid" and tuple(manifest.labels) == ("benign", "malignant")
+    data_dir, cal, x, y, rule = _load_images(args, info, h, formats, not args.skip_parity,
+                                             manifest)
     if cal is not None:
         where = ", ".join(Path(d).name for d in info.sources) if info.sources else data_dir
         print(f"Calibration: {len(cal)} training images from {where}")
     if x is not None:
+        from train.data import leak_note
+
         print(f"Parity: {len(x)} test images from {data_dir}")
+        if info.config.get("exclude_leaked", True) and leak_note(data_dir):
+            print(leak_note(data_dir))
     if rule is not None:
         print(f"Thresholds: each file's own, {rule.describe()}")
-    guard = _guard_data(args, run_dir, data_dir, h, info)
-    results = export_model(model, out, [f.name for f in formats], cal, manifest_from_run(info),
+    guard = _guard_data(args, run_dir, data_dir, h, info) if skin else None
+    if not skin:
+        print("Guard: none (the not-a-lesion guard is for benign/malignant skin-lesion models); "
+              "quality gate: off (fitted on skin-lesion images only)")
+    results = export_model(model, out, [f.name for f in formats], cal, manifest,
                            test_images=x, test_labels=y, tolerances=tolerances, operating=rule,
-                           guard=guard,
+                           guard=guard, quality=None if skin else basic_gate(),
                            min_calibration=args.min_calibration,
                            report_extra=_how_made(argv, cal),
                            log=lambda m: print(m, file=sys.stderr if "warning" in m else sys.stdout))
@@ -180,6 +262,15 @@ def run(args, argv: list[str] | None = None) -> int:
         print(f"error: {r.name}: {r.error or r.status}", file=sys.stderr)
     _print_next(out, results, data_dir)
     return EXIT_FAILED if failed else EXIT_OK
+
+
+def basic_gate():
+    """The quality gate of a model that is not a skin-lesion model: off (its bounds were fitted
+    on skin-lesion photos; a dark or flat image may be one of your classes)."""
+    from edge.manifest import QualityGate
+
+    return QualityGate(enabled=False, min_sharpness=0.0,
+                       fitted_on="off: the gate's bounds are fitted on skin-lesion images only")
 
 
 def _how_made(argv: list[str] | None, cal) -> dict:
@@ -231,8 +322,25 @@ def _print_next(out: Path, results, data_dir) -> None:
     print(f"  python benchmarks/latency.py --artifacts {out}")
 
 
+def _joined(argv: list[str]) -> list[str]:
+    """``--input-range -1,1`` as ``--input-range=-1,1`` (argparse reads ``-1,1`` as an option).
+
+    >>> _joined(["--input-range", "-1,1", "--run", "r"])
+    ['--input-range=-1,1', '--run', 'r']
+    """
+    out, i = [], 0
+    while i < len(argv):
+        if argv[i] == "--input-range" and i + 1 < len(argv):
+            out.append(f"--input-range={argv[i + 1]}")
+            i += 2
+        else:
+            out.append(argv[i])
+            i += 1
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(_joined(sys.argv[1:] if argv is None else list(argv)))
     try:
         return run(args, argv)
     except ExportError as e:

@@ -59,7 +59,8 @@ def read_run(run_dir: Path) -> RunRecord:
         info.warnings.append(f"warning: {cfg} not found; run id taken from the folder name")
     if met.is_file():
         info.metrics = _read_json(met, f"re-run python train/evaluate.py --run {info.run_dir}")
-        for key in ("threshold", "temperature"):
+        multiclass = info.metrics.get("task") == "multiclass"  # no threshold without --positive
+        for key in ("temperature",) if multiclass else ("threshold", "temperature"):
             if not isinstance(info.metrics.get(key), (int, float)):
                 raise ExportError(f"{met}: no numeric '{key}'; re-run python train/evaluate.py "
                                   f"--run {info.run_dir}")
@@ -87,12 +88,24 @@ def manifest_from_run(info: RunRecord) -> Manifest:
         m.classes = tuple(info.config["classes"])
         m.class_names = dict(info.config.get("class_names", {}))
         m.malignant_classes = tuple(info.config.get("malignant_classes", ()))
+    cfg_labels = info.config.get("labels") or []
+    if cfg_labels:  # a run of train/train.py on any class folders
+        m.labels = tuple(cfg_labels)
+        positive = info.config.get("positive") or ""
+        m.output = "sigmoid" if len(cfg_labels) == 2 and positive else "softmax"
+        m.positive_index = m.labels.index(positive) if positive else -1
     if info.sources:
         m.trained_on = trained_on(info.sources)
+    else:
+        m.trained_on = str(info.config.get("trained_on") or _described(info))
     if info.config.get("modalities") and info.config.get("modality_index") is not None:
         m.modalities = tuple(info.config["modalities"])
         m.modality_index = int(info.config["modality_index"])
-    if met:
+    if met and m.output == "softmax":  # train/evaluate.py's N-class metrics
+        m.threshold = float(met.get("threshold") or 0.5)
+        m.threshold_rule = str(met.get("threshold_rule", ""))
+        m.metrics = {k: _scalars(met[k]) for k in ("test",) if k in met}
+    elif met:
         m.threshold = float(met["threshold"])
         m.temperature = float(met["temperature"])
         m.threshold_rule = str(met.get("threshold_rule", ""))
@@ -102,6 +115,17 @@ def manifest_from_run(info: RunRecord) -> Manifest:
         m.metrics = {k: _scalars(met[k]) for k in ("test", "test_full") if k in met}
         m.metrics.update({k: met[k] for k in ("n_test", "n_test_full") if k in met})
     return m
+
+
+def _described(info: RunRecord) -> str:
+    """``trained_on`` for a run that did not record it: from its data folder, if still there."""
+    from train.data import DatasetError, class_names, provenance
+
+    data = info.config.get("data")
+    try:
+        return provenance(data, class_names(data)) if data and Path(data).is_dir() else ""
+    except DatasetError:
+        return ""
 
 
 def operating_rule(info: RunRecord, data_dir: Path, image_size: int):
@@ -123,7 +147,8 @@ def operating_rule(info: RunRecord, data_dir: Path, image_size: int):
         val = [Sample(i.path, i.label) for i in items]
         mod_of = {str(i.path): i.modality for i in items}
     else:
-        _, val = split_train_val(list_samples(data_dir, "train"), cfg.val_fraction, cfg.val_seed)
+        _, val = split_train_val(list_samples(data_dir, "train", classes=tuple(cfg.labels) or None),
+                                 cfg.val_fraction, cfg.val_seed)
     x, y, bad = load_arrays(val, image_size, verbose=False, color_constancy=info.color_constancy,
                             border=info.border)
     if len(y) == 0 or len(set(y.tolist())) < 2:
@@ -170,16 +195,18 @@ def _source_samples(info: RunRecord, split: str) -> list:
 
 
 def load_calibration(data_dir: Path, image_size: int, count: int, seed: int = 0,
-                     info: RunRecord | None = None) -> np.ndarray:
+                     info: RunRecord | None = None,
+                     classes: tuple[str, ...] | None = None) -> np.ndarray:
     """Up to ``count`` training images (a seeded random draw) as uint8 ``[N, S, S, 3]``.
 
     With ``info`` of a several-source run, drawn from every source's training split and
     prepared with the run's colour constancy; with ``info``, its border correction too.
+    ``classes``: the manifest's labels (the folders to read; default: every class folder).
     """
     from train.data import list_samples, load_arrays
 
     samples = _source_samples(info, "train") if info and info.sources else \
-        list_samples(data_dir, "train")
+        list_samples(data_dir, "train", classes=classes)
     random.Random(seed).shuffle(samples)
     cc, border = (info.color_constancy, info.border) if info else ("none", "none")
     x, _, _ = load_arrays(samples[:count], image_size, color_constancy=cc, border=border)
@@ -187,10 +214,13 @@ def load_calibration(data_dir: Path, image_size: int, count: int, seed: int = 0,
 
 
 def load_test(data_dir: Path, image_size: int, exclude_leaked: bool = True,
-              color_constancy: str = "none", border: str = "none") -> tuple[np.ndarray, np.ndarray]:
-    """The test split (without the known train/test duplicates) as uint8 images and labels."""
+              color_constancy: str = "none", border: str = "none",
+              classes: tuple[str, ...] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The test split (without the known train/test duplicates) as uint8 images and labels
+    (indices into ``classes``, the manifest's labels)."""
     from train.data import list_samples, load_arrays
 
-    x, y, _ = load_arrays(list_samples(data_dir, "test", exclude_leaked), image_size,
+    x, y, _ = load_arrays(list_samples(data_dir, "test", exclude_leaked, classes=classes),
+                          image_size,
                           color_constancy=color_constancy, border=border)
     return x, y

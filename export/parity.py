@@ -28,6 +28,7 @@ import numpy as np
 
 from edge.classifier import Classifier
 from edge.manifest import Manifest
+from edge.preprocess import model_pixels
 from export.formats import Format, Tolerance
 from export.guard_export import MIN_GUARD_AGREEMENT, guard_agreement
 from core.metrics import apply_temperature, binary_metrics
@@ -71,17 +72,22 @@ class ParityResult:
         return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in d.items()}
 
 
-def keras_outputs(model, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
-    """The Keras model's output vectors ``[N, C]`` for uint8 images (fed as float32 0..255)."""
+def keras_outputs(model, images: np.ndarray, manifest: Manifest | None = None,
+                  batch_size: int = 64) -> np.ndarray:
+    """The Keras model's output vectors ``[N, C]`` for uint8 images, fed as the manifest's
+    input (``edge.preprocess.model_pixels``; without a manifest: float32 0..255)."""
     if len(images) == 0:
         return np.zeros((0, 1))
-    out = model.predict(images.astype(np.float32), batch_size=batch_size, verbose=0)
+    m = manifest or Manifest()
+    x = model_pixels(images, m.pixel_range, m.color_order)
+    out = model.predict(x, batch_size=batch_size, verbose=0)
     return np.asarray(out, np.float64).reshape(len(images), -1)
 
 
-def keras_probabilities(model, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
+def keras_probabilities(model, images: np.ndarray, manifest: Manifest | None = None,
+                        batch_size: int = 64) -> np.ndarray:
     """Raw sigmoid outputs (output index 0) of the Keras model for uint8 images."""
-    return keras_outputs(model, images, batch_size)[:, 0]
+    return keras_outputs(model, images, manifest, batch_size)[:, 0]
 
 
 def artifact_outputs(path: Path, backend: str, manifest: Manifest,
@@ -131,6 +137,43 @@ def compare(name: str, p_art: np.ndarray, p_keras: np.ndarray, labels: np.ndarra
     return r
 
 
+INT8_STEP = 1 / 256  # an int8 probability's resolution: closer Keras probabilities are a tie
+
+
+def compare_softmax(name: str, v_art: np.ndarray, v_keras: np.ndarray, labels: np.ndarray,
+                    manifest: Manifest, tolerance: Tolerance, load_ms: float = 0.0,
+                    backend: str = "", step: float = 0.0) -> ParityResult:
+    """Parity of a softmax model: labels as ``Manifest.read`` gives them, on N classes.
+
+    ``accuracy``: top label right; ``roc_auc``: macro one-vs-rest; ``sensitivity``: balanced
+    accuracy (mean recall), ``specificity``: NaN; ``max_abs_diff`` over every class probability.
+    ``agreement``: the file gives Keras's label, or the two labels' Keras probabilities are
+    within ``step`` (``INT8_STEP`` for an int8 file: a tie it cannot resolve; 0 for float
+    files); ``decision_agreement``: the labels alone.
+    """
+    from core.metrics import multiclass_metrics
+
+    n, k = len(labels), len(manifest.labels)
+    index = {c: i for i, c in enumerate(manifest.labels)}
+    pred_a = np.array([index[manifest.read(v).label] for v in v_art], int)
+    pred_k = np.array([index[manifest.read(v).label] for v in v_keras], int)
+    m_a = multiclass_metrics(labels, v_art[:, :k], manifest.labels, pred_a) if n else {}
+    m_k = multiclass_metrics(labels, v_keras[:, :k], manifest.labels, pred_k) if n else {}
+    diff = np.abs(v_art[:, :k] - v_keras[:, :k])
+    rows = np.arange(n)
+    tie = np.abs(v_keras[rows, pred_a] - v_keras[rows, pred_k]) <= step
+    agree = float(np.mean((pred_a == pred_k) | tie)) if n else 0.0
+    same = float(np.mean(pred_a == pred_k)) if n else 0.0
+    thr = float(manifest.threshold) if manifest.positive_index >= 0 else float("nan")
+    r = ParityResult(name, n, backend, thr, round(load_ms, 2), m_a.get("accuracy", 0.0),
+                     m_a.get("macro_roc_auc", float("nan")),
+                     m_a.get("balanced_accuracy", float("nan")), float("nan"),
+                     m_k.get("accuracy", 0.0), agree, float(diff.max(initial=0.0)),
+                     float(diff.mean()) if n else 0.0, same, tolerance=asdict(tolerance))
+    r.failures = _failures(r, tolerance)
+    return r
+
+
 def _failures(r: ParityResult, tol: Tolerance) -> list[str]:
     out = []
     if r.n == 0:
@@ -165,6 +208,10 @@ def check_artifact(path: Path, fmt: Format, manifest: Manifest, images: np.ndarr
                                              np.concatenate([images, extra]))
     tol = tolerance or fmt.tolerance
     n = len(images)
+    if manifest.output == "softmax":
+        step = INT8_STEP if fmt.quantized else 0.0
+        return compare_softmax(fmt.name, out[:n], keras_vectors[:n], labels,
+                               manifest.for_artifact(path), tol, load_ms, backend, step)
     own, k_thr = manifest.for_artifact(path), None
     thr = own.threshold
     if manifest.modality_thresholds and keras_vectors is not None:  # as the runner labels

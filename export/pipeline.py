@@ -42,8 +42,8 @@ from export.guard_export import GuardData, attach_guard
 from export.parity import ParityResult, check_artifact, keras_outputs, keras_probabilities
 from export.report import REPORT_JSON, REPORT_MD, write_reports
 from export.threshold import ArtifactThreshold, OperatingRule, artifact_threshold, choose
-from export.validate import (MIN_CALIBRATION, check_calibration, ensure_writable,
-                             image_input_size, load_keras_model, one_line)
+from export.validate import (MIN_CALIBRATION, check_calibration, check_outputs,
+                             ensure_writable, image_input_size, load_keras_model, one_line)
 
 STAGING_PREFIX = ".export-staging-"  # + pid: a folder whose process is gone is removed
 _VERSIONED = ("tensorflow", "tensorflow-cpu", "keras", "numpy", "tf2onnx", "onnx",
@@ -129,6 +129,7 @@ def export_model(model_or_path, out_dir: str | Path, formats: str | Iterable[str
     check_calibration(calibration, size, selected, min_calibration, log)
     out_dir = ensure_writable(Path(out_dir))
     manifest = _base_manifest(manifest, size, model)
+    check_outputs(model, manifest, name)
     manifest.quality = quality if quality is not None else gate_for_size(min(size))
     if guard is not None:
         model = attach_guard(model, manifest, guard, log)
@@ -139,7 +140,8 @@ def export_model(model_or_path, out_dir: str | Path, formats: str | Iterable[str
     _remove_orphaned_staging(out_dir, log)
     staging = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{os.getpid()}-", dir=out_dir))
     try:
-        ctx = ExportContext(model, calibration, staging / "work", opset)
+        ctx = ExportContext(model, calibration, staging / "work", opset,
+                            tuple(manifest.pixel_range), manifest.color_order)
         ctx.workdir.mkdir()
         results = [_export_one(ctx, f, staging, manifest, operating, log) for f in selected]
         _install(results, staging, out_dir, manifest, log)
@@ -172,7 +174,8 @@ def _check_keras_threshold(model, manifest: Manifest, rule: OperatingRule,
     They agree when the validation images are the ones ``train/evaluate.py`` used; if not, the
     files' thresholds come from other images than the float model's.
     """
-    k = choose(rule.labels, keras_probabilities(model, rule.images), manifest.temperature, rule)
+    k = choose(rule.labels, keras_probabilities(model, rule.images, manifest),
+               manifest.temperature, rule)
     if abs(k.threshold - manifest.threshold) > 1e-5:
         log(f"warning: on these {len(rule.labels)} validation images the Keras model's threshold "
             f"would be {down(k.threshold)}, not the run's {down(manifest.threshold)}: the images or "
@@ -274,7 +277,7 @@ def _parity(model, results: list[FormatResult], manifest: Manifest, images: np.n
         + (f" (guard: also {len(nonlesions)} non-lesion images)" if manifest.guard is not None
            and nonlesions is not None else ""))
     extra = nonlesions if manifest.guard is not None and nonlesions is not None else images[:0]
-    vectors = keras_outputs(model, np.concatenate([images, extra]))
+    vectors = keras_outputs(model, np.concatenate([images, extra]), manifest)
     p_keras = vectors[:len(images), 0]
     for res in results:
         if not res.ok:
@@ -290,8 +293,10 @@ def _parity(model, results: list[FormatResult], manifest: Manifest, images: np.n
         p = res.parity
         if not p.ok:
             res.error = "outside tolerance: " + "; ".join(p.failures)
+        own = ("labels alone; ties within one int8 step agree" if manifest.output == "softmax"
+               else "at its own threshold")
         log(f"  {res.name:<15} {'ok' if p.ok else 'FAILED'}: agreement {pct(p.agreement)} "
-            f"({pct(p.decision_agreement)} at its own threshold), "
+            f"({pct(p.decision_agreement)} {own}), "
             f"accuracy {down(p.accuracy)} (Keras {down(p.keras_accuracy)}), "
             f"max |dp| {p.max_abs_diff:.1e}"
             + (f"; guard agreement {pct(p.guard_agreement)}, test pass {pct(p.guard_test_pass)}"

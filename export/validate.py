@@ -57,13 +57,33 @@ def image_input_size(model, name: str = "model") -> tuple[int, int]:
     ins = model.inputs if hasattr(model, "inputs") else []
     shape = tuple(model.input_shape) if len(ins) == 1 else None
     if shape is None or len(shape) != 4 or shape[3] != 3 or not shape[1] or not shape[2]:
-        raise ExportError(f"{name}: input shape {shape if shape else len(ins)} is not one RGB "
-                          "image (expected (None, H, W, 3)); export a model from train/train.py")
+        got = f"input shape {shape}" if shape else f"{len(ins)} inputs"
+        raise ExportError(f"{name}: not an image classifier: {got}, expected one RGB image of "
+                          "a fixed size, (None, H, W, 3); build the model with "
+                          "keras.Input((H, W, 3))")
     out = tuple(model.output_shape) if len(model.outputs) == 1 else None
     if out is None or len(out) != 2 or not out[1]:
-        raise ExportError(f"{name}: output shape {out} is not one output vector (expected "
-                          "(None, 1): P(malignant), or (None, 1 + types): see edge/manifest.py)")
+        raise ExportError(f"{name}: not an image classifier: output shape {out}, expected one "
+                          "vector per image, (None, classes) (see edge/manifest.py)")
     return int(shape[1]), int(shape[2])
+
+
+def output_width(model) -> int:
+    """Length of the model's output vector (``image_input_size`` checked its shape)."""
+    return int(model.output_shape[-1])
+
+
+def check_outputs(model, manifest, name: str = "model") -> None:
+    """The model's output width must be what its manifest describes (before the guard)."""
+    width = output_width(model)
+    if manifest.output == "softmax" and width != len(manifest.labels):
+        raise ExportError(f"{name}: {len(manifest.labels)} labels ({', '.join(manifest.labels)}) "
+                          f"but the model outputs {width} values; pass one name per output, in "
+                          "order, with --labels")
+    if manifest.output == "sigmoid" and width != manifest.output_size:
+        raise ExportError(f"{name}: the model outputs {width} values, its manifest describes "
+                          f"{manifest.output_size} (one sigmoid probability); pass --labels "
+                          "with one name per output for a softmax classifier")
 
 
 def ensure_writable(out_dir: Path) -> Path:
@@ -88,8 +108,8 @@ def check_calibration(calibration: np.ndarray | None, size: tuple[int, int],
                           f"expected uint8 {(*size, 3)} (edge.preprocess.fit_to_input)")
     if needs and n == 0:
         raise ExportError(f"no calibration images found, and {', '.join(needs)} need them; pass "
-                          "--data DIR with train/benign and train/malignant images, or leave "
-                          "these formats out with --formats")
+                          "--data DIR with a folder of training images per class (and "
+                          "--calibration-count > 0), or leave these formats out with --formats")
     if needs and n < minimum:
         log(f"warning: only {n} calibration images (fewer than {minimum}); int8 activation "
             "ranges may be poor: use more training images (--calibration-count)")

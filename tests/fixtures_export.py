@@ -49,7 +49,8 @@ def tiny_export_results(tmp_path_factory, tiny_model_path):
     # as train/evaluate.py would: the Keras model's threshold by the same rule on validation
     model = keras.saving.load_model(tiny_model_path, compile=False)
     keras_thr = choose(rule.labels, keras_probabilities(model, rule.images), 1.0, rule)
-    manifest = Manifest(threshold=keras_thr.threshold, threshold_rule=keras_thr.rule)
+    manifest = Manifest(threshold=keras_thr.threshold, threshold_rule=keras_thr.rule,
+                        trained_on="synthetic benign/malignant blobs (tests/fixtures_common.py)")
     results = export_model(model, out, calibration=cal, manifest=manifest, test_images=x_test,
                            test_labels=y_test, min_calibration=TINY_CALIBRATION,
                            operating=rule, log=lambda msg: None,

@@ -181,16 +181,20 @@ def test_model_without_image_input_is_refused(tmp_path, capsys):
     path = tmp_path / "tabular.keras"
     m.save(path)
     assert main(["--model", str(path), "--skip-parity", "--formats", "tflite_fp32"]) == 2
-    _one_line_error(capsys, str(path), "is not one RGB image")
+    _one_line_error(capsys, str(path), "not an image classifier", "(None, H, W, 3)")
 
 
-def test_no_calibration_images(tiny_model_path, tmp_path, capsys):
+def test_no_calibration_images(tiny_model_path, synthetic_dataset, tmp_path, capsys):
     data = tmp_path / "data"
     for split in ("train", "test"):
         for label in ("benign", "malignant"):
             (data / split / label).mkdir(parents=True)
     rc = main(["--model", str(tiny_model_path), "--data", str(data), "--out", str(tmp_path / "o"),
                "--formats", "tflite_int8", "--skip-parity"])
+    assert rc == 2
+    _one_line_error(capsys, str(data / "train" / "benign"), "class folder holds no image")
+    rc = main(["--model", str(tiny_model_path), "--data", str(synthetic_dataset), "--out",
+               str(tmp_path / "o"), "--formats", "tflite_int8", "--skip-parity", "-n", "0"])
     assert rc == 2
     _one_line_error(capsys, "no calibration images found", "tflite_int8", "--data")
 

@@ -26,16 +26,72 @@ def test_class_folders_case_insensitive(tmp_path):
     assert [x.label for x in s] == [0, 1]
 
 
-def test_leaked_files_excluded(tmp_path):
-    d = tmp_path / "test" / "malignant"
-    d.mkdir(parents=True)
-    (tmp_path / "test" / "benign").mkdir()
-    for n in (507, 508):
-        cv2.imwrite(str(d / f"{n}.jpg"), np.zeros((8, 8, 3), np.uint8))
+def test_leaked_files_excluded_only_from_the_kaggle_set(tmp_path):
+    """The 27 known duplicates leave the Kaggle set's test split, and only that set's."""
+    img = np.zeros((8, 8, 3), np.uint8)
+    for c in ("benign", "malignant"):
+        (tmp_path / "train" / c).mkdir(parents=True)
+        cv2.imwrite(str(tmp_path / "train" / c / "1.jpg"), img)
+    for rel in ("test/malignant/508.jpg", "test/malignant/507.jpg"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(tmp_path / rel), img)
     assert len(D.LEAKED_TEST_FILES) == 27
+    assert len(D.list_samples(tmp_path, "test")) == 2  # another dataset: nothing dropped
+    assert D.leak_note(tmp_path) == ""
+    for rel in D.LEAKED_TEST_FILES:
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(tmp_path / rel), img)
     names = [s.path.name for s in D.list_samples(tmp_path, "test")]
     assert names == ["508.jpg"]
-    assert len(D.list_samples(tmp_path, "test", exclude_leaked=False)) == 2
+    assert len(D.list_samples(tmp_path, "test", exclude_leaked=False)) == 28
+    assert "27 test images" in D.leak_note(tmp_path)
+
+
+def _images(folder: Path, names) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for n in names:
+        cv2.imwrite(str(folder / n), np.full((8, 8, 3), 50, np.uint8))
+
+
+def test_any_class_folders_sorted_and_split_when_flat(tmp_path):
+    for c, n in (("cat", 10), ("dog", 5), ("fox", 1)):
+        _images(tmp_path / c, [f"{c}{i}.png" for i in range(n)])
+    assert D.class_names(tmp_path) == ("cat", "dog", "fox")
+    tr, te = D.list_samples(tmp_path, "train"), D.list_samples(tmp_path, "test")
+    assert not {s.path for s in tr} & {s.path for s in te}
+    assert [sum(s.label == k for s in te) for k in range(3)] == [2, 1, 0]  # 20% per class
+    assert len(tr) + len(te) == 16
+    assert [s.path for s in D.list_samples(tmp_path, "test")] == [s.path for s in te]
+
+
+def test_manifest_csv_with_and_without_split(tmp_path):
+    _images(tmp_path / "img", [f"{i}.png" for i in range(6)])
+    rows = ["path,label,split"] + [f"img/{i}.png,{'ab'[i % 2]},{'test' if i < 2 else 'train'}"
+                                   for i in range(6)]
+    (tmp_path / "MANIFEST.csv").write_text("\n".join(rows) + "\n")
+    assert D.class_names(tmp_path) == ("a", "b")
+    assert sorted(s.path.name for s in D.list_samples(tmp_path, "test")) == ["0.png", "1.png"]
+    (tmp_path / "MANIFEST.csv").write_text("file,class\nimg/0.png,a\n")
+    with pytest.raises(D.DatasetError, match="needs the columns path,label"):
+        D.class_names(tmp_path)
+
+
+def test_fewer_than_two_classes_or_an_empty_class_folder_is_an_error(tmp_path):
+    _images(tmp_path / "train" / "cat", ["1.png"])
+    with pytest.raises(D.DatasetError, match="1 class"):
+        D.class_names(tmp_path)
+    (tmp_path / "train" / "dog").mkdir()
+    with pytest.raises(D.DatasetError, match="dog: class folder holds no image"):
+        D.class_names(tmp_path)
+
+
+def test_a_named_positive_class_makes_it_the_second_label(tmp_path):
+    for c in ("cat", "dog"):
+        _images(tmp_path / "train" / c, ["1.png"])
+    assert D.task_labels(tmp_path, "cat") == (("dog", "cat"), "cat")
+    assert D.task_labels(tmp_path) == (("cat", "dog"), "")
+    with pytest.raises(D.DatasetError, match="--positive 'fox'"):
+        D.task_labels(tmp_path, "fox")
 
 
 def test_split_is_deterministic_stratified_and_grouped(synthetic_dataset):
@@ -70,10 +126,10 @@ def _bad_files(folder: Path) -> list[Path]:
 
 def test_bad_files_reported_and_skipped(tmp_path, capsys):
     _bad_files(tmp_path / "train" / "benign")
-    (tmp_path / "train" / "malignant").mkdir()
+    _images(tmp_path / "train" / "malignant", ["m.png"])
     samples = D.list_samples(tmp_path, "train")
     x, y, bad = D.load_arrays(samples, 16)
-    assert x.shape == (3, 16, 16, 3) and x.dtype == np.uint8  # good, gray, rgba
+    assert x.shape == (4, 16, 16, 3) and x.dtype == np.uint8  # good, gray, rgba, m
     assert len(bad) == 3
     err = capsys.readouterr().err
     for name in ("empty.jpg", "text.jpg", "truncated.jpg"):

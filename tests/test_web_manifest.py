@@ -156,6 +156,7 @@ const out = [];
 for (const j of JSON.parse(readFileSync(0, "utf8"))) {
   const m = clf.forArtifact(j.manifest, j.model);
   if (j.op === "interpret") out.push(j.vectors.map((v) => keep(clf.interpret(m, v))));
+  if (j.op === "read") out.push(j.vectors.map((v) => clf.readVector(m, v)));
   if (j.op === "forArtifact") out.push({ threshold: m.threshold, rule: m.threshold_rule,
     modality_thresholds: m.modality_thresholds, outputSize: clf.outputSize(m) });
   if (j.op === "load") {  // Classifier.load (schema check) then run (output-size check)
@@ -344,7 +345,7 @@ def test_load_accepts_schema5_and_checks_output_size(tmp_path):
     out6 = [0.5, 0.1, 0.2, 0.3, 0.9, 0.8]
     jobs = [{"op": "load", "manifest": d5, "model": "model_int8.onnx", "output": out6},
             {"op": "load", "manifest": d5, "model": "model_int8.onnx", "output": out6[:5]},
-            {"op": "load", "manifest": {**d5, "schema": 6}, "model": "m.onnx", "output": out6},
+            {"op": "load", "manifest": {**d5, "schema": 7}, "model": "m.onnx", "output": out6},
             {"op": "load", "manifest": d4, "model": "model_int8.onnx",
              "output": [0.7, 0.1, 0.2, 0.3, 0.9]}]
     got = run_classifier_js(tmp_path, jobs)
@@ -352,7 +353,7 @@ def test_load_accepts_schema5_and_checks_output_size(tmp_path):
     assert (r["status"], r["modality"], r["threshold"], r["label"]) == \
         ("ok", "phone", 0.7, "benign")
     assert got[1]["error"].startswith("model output has 5 values, its manifest describes 6")
-    assert got[2]["error"] == "manifest schema 6 is newer than this app (5); rebuild it"
+    assert got[2]["error"] == "manifest schema 7 is newer than this app (6); rebuild it"
     r = got[3]["result"]
     assert (r["status"], r["modality"], r["threshold"], r["label"]) == \
         ("ok", "", 0.55, "malignant")

@@ -46,6 +46,27 @@ class TrainConfig:
     distill_weight: float = 0.5  # share of the teacher in the training target
     teacher_extra: bool = False  # also train on the teacher folder's other sources' images
     members: list[str] = field(default_factory=list)  # ensemble: the member run folders
+    # the classes (label-index order, from the data) and the positive class ("": none)
+    labels: list[str] = field(default_factory=list)
+    positive: str = ""
+    trained_on: str = ""  # provenance line for the manifest (default: from the data)
+
+    @property
+    def head(self) -> str:
+        """``sigmoid`` (two classes, one of them positive) or ``softmax`` (any other case).
+
+            >>> TrainConfig(labels=["benign", "malignant"], positive="malignant").head
+            'sigmoid'
+            >>> TrainConfig(labels=["a", "b", "c"], positive="a").head
+            'softmax'
+        """
+        return "sigmoid" if len(self.labels) == 2 and self.positive else "softmax" \
+            if self.labels else "sigmoid"
+
+    @property
+    def outputs(self) -> int:
+        """Width of the model's output: 1 (sigmoid) or the class count (softmax)."""
+        return 1 if self.head == "sigmoid" else len(self.labels)
 
     @property
     def val_seed(self) -> int:

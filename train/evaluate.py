@@ -57,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {run.model_keras}: cannot load ({first_line(e, 120)}); "
               "re-train or restore the file", file=sys.stderr)
         return 2
+    if run.load_config().head == "softmax":
+        return _evaluate_classes(run, args, model)
     if int(model.output_shape[-1]) != 1:
         print(f"error: {run.model_keras}: a lesion-type model ({model.output_shape[-1]} outputs) was "
               f"evaluated on every source's validation images when it was written (see {run.report_md}); "
@@ -70,6 +72,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     report = write_report(ev, args.out, args.gradcam, model)
+    from train.data import leak_note
+
+    if leak_note(ev.metrics["data"]) and run.load_config().exclude_leaked:
+        print(leak_note(ev.metrics["data"]))
     from train.report import metrics_table
 
     m = ev.metrics
@@ -78,6 +84,23 @@ def main(argv: list[str] | None = None) -> int:
           f"ECE {down(m['calibration']['ece_raw'])} -> {down(m['calibration']['ece_calibrated'])}")
     print(DISCLAIMER)
     print(f"wrote {report} and {RunDir(report.parent).metrics_json}")
+    print(f"next: python export/convert.py --run {run}")
+    return 0
+
+
+def _evaluate_classes(run: RunDir, args, model) -> int:
+    """An N-class run: per-class metrics and the confusion matrix (train/multiclass.py)."""
+    from train.multiclass import CONFUSION_PNG, evaluate_classes, summary_lines
+
+    try:
+        m = evaluate_classes(run.path, args.data, args.bootstrap, model, args.target_sensitivity,
+                             args.threshold_confidence)
+    except (DatasetNotFound, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print("\n".join(summary_lines(m)))
+    print(DISCLAIMER)
+    print(f"wrote {run.metrics_json} and {run.path / CONFUSION_PNG}")
     print(f"next: python export/convert.py --run {run}")
     return 0
 

@@ -69,15 +69,17 @@ def evaluate_run(run_dir: str | Path, data: str | None = None, target_sensitivit
     model = model or keras.models.load_model(run.model_keras, compile=False)
     size = int(model.input_shape[1])
 
-    _, val_samples = split_train_val(list_samples(data_dir, "train"), cfg.val_fraction,
-                                     cfg.val_seed)
-    test_all = list_samples(data_dir, "test", exclude_leaked=False)
+    classes = tuple(cfg.labels) or None  # the run's label order (positive class last)
+    _, val_samples = split_train_val(list_samples(data_dir, "train", classes=classes),
+                                     cfg.val_fraction, cfg.val_seed)
+    test_all = list_samples(data_dir, "test", exclude_leaked=False, classes=classes)
     # the run's config decides whether the 27 leaked images leave the headline split
-    test_dedup = set(s.path for s in list_samples(data_dir, "test", cfg.exclude_leaked))
+    test_dedup = set(s.path for s in list_samples(data_dir, "test", cfg.exclude_leaked,
+                                                  classes=classes))
     val = _split(model, val_samples, size, tta)
     test = _split(model, test_all, size, tta)
     if len(test.y) == 0:
-        raise FileNotFoundError(f"{data_dir}: no test images under test/benign, test/malignant")
+        raise FileNotFoundError(f"{data_dir}: no test images (test/<class>/ folders)")
     keep = np.array([Path(f) in test_dedup for f in test.files])
 
     temperature = M.fit_temperature(val.y, val.p)
@@ -107,7 +109,7 @@ def evaluate_run(run_dir: str | Path, data: str | None = None, target_sensitivit
             "ece_calibrated": M.expected_calibration_error(yd, td),
             "ece_val_raw": M.expected_calibration_error(val.y, val.p),
             "ece_val_calibrated": M.expected_calibration_error(val.y, val_cal)},
-        "labels": list(CLASSES),
+        "labels": list(classes or CLASSES),
     }
     dedup = SplitPredictions(test.x[keep], yd, test.p[keep],
                              [f for f, k in zip(test.files, keep) if k])

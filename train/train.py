@@ -1,6 +1,7 @@
-"""Train a benign/malignant skin-lesion classifier.
+"""Train an image classifier: benign/malignant skin lesions, or any class folders of your own.
 
 Examples:
+    python train/train.py --data my_images --model seed_cnn --image-size 64 --out runs/mine
     python train/train.py --model mobilenetv2 --alpha 0.35 --image-size 128 --out runs/mnv2
     python train/train.py --model seed_cnn --image-size 128 --epochs 20 --out runs/seed
     python train/train.py --out runs/mnv2 --resume        # continue after an interruption
@@ -26,8 +27,17 @@ from train.run import RunDir  # noqa: E402
 def build_parser() -> argparse.ArgumentParser:
     d = TrainConfig()
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=DefaultsHelp)
-    p.add_argument("-d", "--data", default="", help=f"dataset folder (default: ${DATA_ENV}, "
-                   "data/skin-lesions, then ../shared/datasets/skin-lesions)")
+    p.add_argument("-d", "--data", default="", help="dataset folder: train/<class>/ and "
+                   "test/<class>/, flat <class>/ folders (20%% become the test split, seeded), or a "
+                   f"MANIFEST.csv with path,label[,split] (default: ${DATA_ENV}, data/skin-lesions, "
+                   "then ../shared/datasets/skin-lesions)")
+    p.add_argument("--positive", default="", metavar="CLASS",
+                   help="the class whose sensitivity the threshold rule protects (two classes: a "
+                        "sigmoid model; more: a softmax whose label is CLASS at or above its "
+                        "threshold); default: malignant for the skin-lesion sets, else none")
+    p.add_argument("--trained-on", default="", metavar="TEXT",
+                   help="what the data is, for the manifest and every runner's output (default: "
+                        "the first line of the data's README, else its folder and class names)")
     p.add_argument("-m", "--model", choices=MODELS, default=d.model)
     p.add_argument("--alpha", type=float, choices=(0.35, 1.0), default=d.alpha,
                    help="MobileNetV2 width")
@@ -101,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         keys = set(vars(TrainConfig()))
         cfg = TrainConfig(**{k: v for k, v in vars(args).items() if k in keys})
         cfg.out = out
+    from train.data import DatasetError
     from train.distill import TeacherError, check_teacher
     from train.trainer import train
 
@@ -116,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         result = train(cfg, resume=args.resume, verbose=2 if args.quiet else 1)
-    except (DatasetNotFound, FileNotFoundError, TeacherError) as e:
+    except (DatasetNotFound, DatasetError, FileNotFoundError, TeacherError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"\nsaved {result.model_path} (best val AUC {down(result.best_val_auc)}, "

@@ -19,8 +19,8 @@ import numpy as np
 
 from core.atomic import atomic_path
 from train.config import TrainConfig
-from train.data import (class_weights, list_samples, load_arrays, make_dataset, readable,
-                        resolve_data_dir, split_train_val)
+from train.data import (DatasetError, class_weights, list_samples, load_arrays, make_dataset,
+                        provenance, readable, resolve_data_dir, split_train_val, task_labels)
 from train.run import RunDir
 
 
@@ -54,12 +54,17 @@ def _learning_rate(cfg: TrainConfig, lr: float, epochs: int, steps_per_epoch: in
     return keras.optimizers.schedules.CosineDecay(lr, max(1, epochs * steps_per_epoch), alpha=0.01)
 
 
-def _compile(model, lr, label_smoothing: float, ema: bool = False) -> None:
+def _compile(model, lr, label_smoothing: float, ema: bool = False, head: str = "sigmoid") -> None:
+    """Adam; binary or categorical cross-entropy; ``val_auc`` (for a softmax: one-vs-rest,
+    micro-averaged over the one-hot targets) selects the best epoch."""
     import keras
 
+    loss, acc = ((keras.losses.BinaryCrossentropy, keras.metrics.BinaryAccuracy)
+                 if head == "sigmoid" else
+                 (keras.losses.CategoricalCrossentropy, keras.metrics.CategoricalAccuracy))
     model.compile(optimizer=keras.optimizers.Adam(lr, use_ema=ema, ema_momentum=0.99),
-                  loss=keras.losses.BinaryCrossentropy(label_smoothing=label_smoothing),
-                  metrics=[keras.metrics.AUC(name="auc"), keras.metrics.BinaryAccuracy(name="acc")])
+                  loss=loss(label_smoothing=label_smoothing),
+                  metrics=[keras.metrics.AUC(name="auc"), acc(name="acc")])
 
 
 def _log_learning_rate():
@@ -99,18 +104,33 @@ class _Data:
     skipped: list[str]
 
 
+def _counts(y: np.ndarray, labels: list[str]) -> str:
+    return ", ".join(f"{c} {int(n)}" for c, n in zip(labels, np.bincount(y, minlength=len(labels))))
+
+
 def _load_data(cfg: TrainConfig) -> _Data:
     """Split, decode and weight the training data (bad files reported and skipped)."""
-    samples = list_samples(cfg.data, "train")
+    labels, positive = task_labels(cfg.data, cfg.positive)
+    if cfg.labels and set(cfg.labels) != set(labels):
+        raise DatasetError(f"{cfg.data}: classes {', '.join(labels)} differ from the run's "
+                           f"({', '.join(cfg.labels)}); resume with the same data, or a new --out")
+    cfg.labels, cfg.positive = list(labels), positive
+    samples = list_samples(cfg.data, "train", classes=labels)
     if not samples:
-        raise FileNotFoundError(f"{cfg.data}: no training images found under train/benign, "
-                                "train/malignant")
+        raise FileNotFoundError(f"{cfg.data}: no training images found (one folder per class "
+                                "under train/, or a MANIFEST.csv with path,label)")
     tr, va = split_train_val(samples, cfg.val_fraction, cfg.val_seed)
     x_tr, y_tr, bad_tr = load_arrays(tr, cfg.image_size)
     x_va, y_va, bad_va = load_arrays(va, cfg.image_size)
-    print(f"data: {cfg.data} | train {len(y_tr)} (malignant {int(y_tr.sum())}) | val {len(y_va)} "
-          f"(malignant {int(y_va.sum())}) | skipped {len(bad_tr) + len(bad_va)} bad file(s)")
-    cw = class_weights(y_tr) if cfg.class_weight else None
+    cfg.trained_on = cfg.trained_on or provenance(cfg.data, labels, len(y_tr) + len(y_va))
+    print(f"data: {cfg.data} | {cfg.head} over {', '.join(labels)}"
+          + (f" (positive: {positive})" if positive else "") + f" | train {len(y_tr)} "
+          f"({_counts(y_tr, labels)}) | val {len(y_va)} ({_counts(y_va, labels)}) | skipped "
+          f"{len(bad_tr) + len(bad_va)} bad file(s)")
+    cw = class_weights(y_tr, len(labels)) if cfg.class_weight else None
+    if cfg.head == "softmax":  # one-hot targets for the categorical loss
+        eye = np.eye(len(labels), dtype=np.float32)
+        return _Data(x_tr, y_tr, x_va, eye[y_va], eye[y_tr], None, cw, bad_tr + bad_va)
     targets, weights = y_tr, None
     if cfg.teacher:  # soft targets; class weights become per-sample weights of the hard labels
         from train.distill import soft_targets
@@ -182,7 +202,8 @@ def _fit_phases(cfg: TrainConfig, run: RunDir, model, data: _Data, resume: bool,
         if name == "finetune":
             unfreeze_top(model, cfg.fine_tune_layers)
         with _strategy(cfg.strategy).scope():
-            _compile(model, _learning_rate(cfg, lr, epochs, steps), cfg.label_smoothing, cfg.ema)
+            _compile(model, _learning_rate(cfg, lr, epochs, steps), cfg.label_smoothing, cfg.ema,
+                     cfg.head)
         if resume and done_marker.exists():
             print(f"resume: phase '{name}' already complete, skipping")
             start_epoch += epochs
@@ -240,10 +261,11 @@ def train(cfg: TrainConfig, resume: bool = False, verbose: int = 1) -> TrainResu
     keras.utils.set_random_seed(cfg.seed)
     if cfg.deterministic:
         tf.config.experimental.enable_op_determinism()
-    cfg.save(run.config_json)
     data = _load_data(cfg)
+    cfg.save(run.config_json)
     with _strategy(cfg.strategy).scope():
-        model = build_model(cfg.model, cfg.image_size, cfg.alpha, cfg.weights, cfg.dropout)
+        model = build_model(cfg.model, cfg.image_size, cfg.alpha, cfg.weights, cfg.dropout,
+                            cfg.outputs)
     t0 = time.time()
     _fit_phases(cfg, run, model, data, resume, verbose)
     return _save(cfg, run, model, data, time.time() - t0)

@@ -11,6 +11,7 @@ const api = { results: [], last: null, classifier: null };
 window.skinlesion = api;
 const params = new URLSearchParams(location.search);
 const MODALITY_NAMES = { phone: "phone photo" };
+const TOP_K = 3;  // classes listed for a softmax model (the Python runner's --top-k is 1)
 
 /** How the page names a modality ("phone" -> "phone photo"; others as the manifest spells them). */
 const modalityName = (mod) => (Object.hasOwn(MODALITY_NAMES, mod) ? MODALITY_NAMES[mod] : mod);
@@ -20,12 +21,31 @@ function thresholdText(r) {
   return `${r.modality ? `${modalityName(r.modality)} ` : ""}threshold ${cut(r.threshold, 3)}`;
 }
 
+/** "p(malignant) = 0.412 (threshold 0.300)"; without a positive class (a softmax model),
+ *  the top class's probability and no threshold: "p(cat) = 0.871". */
+function probText(r, m) {
+  if (r.probability == null) return "–";
+  const pi = m.positive_index;
+  if (pi < 0) return `p(${r.label}) = ${cut(r.probability, 3)}`;
+  return `p(${m.labels[pi]}) = ${cut(r.probability, 3)} (${thresholdText(r)})`;
+}
+
+/** The TOP_K most likely classes of a softmax model, one line each: "cat 0.871". */
+function showTop(r, m) {
+  const top = r.status === "ok" && m.output === "softmax" ? r.top.slice(0, TOP_K) : [];
+  $("top").replaceChildren(...top.map(([label, p]) => {
+    const li = document.createElement("li");
+    li.textContent = `${label} ${cut(p, 3)}`;
+    return li;
+  }));
+}
+
 function show(r, fps) {
   const m = api.classifier.manifest;
   $("label").textContent = r.label;
   $("label").className = r.status === "ok" ? r.label : "other";
-  $("prob").textContent = r.probability == null ? "–"
-    : `p(${m.labels[m.positive_index ?? 1]}) = ${cut(r.probability, 3)} (${thresholdText(r)})`;
+  $("prob").textContent = probText(r, m);
+  showTop(r, m);
   $("type").textContent = r.status === "ok" && r.lesionType
     ? `most likely type: ${r.lesionTypeName} (${cut(r.lesionTypeProbability, 2)})` : "";
   $("fps").textContent = fps ? `${fps.toFixed(1)} FPS, ${r.ms.toFixed(0)} ms` : `${r.ms.toFixed(0)} ms`;
@@ -170,6 +190,15 @@ async function startCamera() {
 }
 
 // ---------------------------------------------------------------- start-up
+/** " · threshold 0.300", " · thresholds dermoscopic 0.300, phone photo 0.600", or "" for a
+ *  softmax model without a positive class (no threshold). */
+function thresholdsText(m) {
+  if (m.output === "softmax" && m.positive_index < 0) return "";
+  const per = modalityThresholds(m);
+  return per.length ? ` · thresholds ${per.map(([k, t]) => `${modalityName(k)} ${cut(t, 3)}`).join(", ")}`
+    : ` · threshold ${cut(m.threshold, 3)}`;
+}
+
 async function main() {
   const m0 = await (await fetch("manifest.json")).json();
   $("disclaimer").textContent = m0.disclaimer;
@@ -178,11 +207,9 @@ async function main() {
   const t0 = performance.now();
   api.classifier = await Classifier.load(model, "manifest.json", { threads: Number(params.get("threads") || 0) });
   api.loadMs = performance.now() - t0;
-  const m = api.classifier.manifest, per = modalityThresholds(m);
-  const thr = per.length ? `thresholds ${per.map(([k, t]) => `${modalityName(k)} ${cut(t, 3)}`).join(", ")}`
-    : `threshold ${cut(m.threshold, 3)}`;
+  const m = api.classifier.manifest;
   $("status").textContent = `${model} · onnxruntime-web wasm, ${api.classifier.threads} thread(s)` +
-    ` · ${thr} · T ${cut(m.temperature || 1, 3)}` +
+    `${thresholdsText(m)} · T ${cut(m.temperature || 1, 3)}` +
     (m.guard ? " · guard on" : "") + (m.quality && m.quality.enabled ? " · quality gate on" : "");
   $("file").addEventListener("change", (e) => classifyFiles([...e.target.files]));
   $("cam").addEventListener("click", startCamera);

@@ -1,7 +1,7 @@
 // The browser copy of edge/preprocess.py: RGB uint8 image -> model input, driven by the manifest.
 // Keep in step with edge/preprocess.py (centre square, OpenCV INTER_AREA / INTER_LINEAR resize
 // replicated bit for bit,
-// the dark-border fill, Shades of Gray colour constancy, input quantization). Plain ES module: runs in the page and
+// the dark-border fill, Shades of Gray colour constancy, input range, colour order and quantization). Plain ES module: runs in the page and
 // in Node (tests/test_web_preprocess.py compares it with cv2 pixel by pixel).
 //
 // Example (Node):
@@ -252,17 +252,25 @@ export function applyBorder(img, method) {
   throw new Error(`unknown border correction "${method}"; use none or fill_dark`);
 }
 
-/** uint8 RGB -> flat model input of dtype (float32, or int8/uint8 quantized with scale/zp). */
-export function toModelInput(img, dtype, scale = 0, zeroPoint = 0) {
+/** The model value of each uint8 level: v * (hi - lo) / 255 + lo in float32
+ *  (edge.preprocess.model_pixels; the identity for [0, 255]). */
+export function modelPixelLut(pixelRange = [0, 255]) {
+  const lo = f32(Number(pixelRange[0])), k = f32((Number(pixelRange[1]) - Number(pixelRange[0])) / 255);
+  return Float32Array.from({ length: 256 }, (_, v) => f32(f32(v * k) + lo));
+}
+
+/** uint8 RGB -> flat model input of dtype (float32, or int8/uint8 quantized with scale/zp),
+ *  holding the pixels mapped to pixelRange in colorOrder (edge.preprocess.to_model_input). */
+export function toModelInput(img, dtype, scale = 0, zeroPoint = 0, pixelRange = [0, 255], colorOrder = "RGB") {
+  let lut = modelPixelLut(pixelRange), out = new Float32Array(img.data.length);
   if ((dtype === "int8" || dtype === "uint8") && scale > 0) {
-    const [lo, hi] = dtype === "int8" ? [-128, 127] : [0, 255];
-    const lut = new Int16Array(256);
-    for (let v = 0; v < 256; v++) {
-      lut[v] = Math.min(hi, Math.max(lo, roundEven(f32(f32(v / scale) + zeroPoint))));
-    }
-    const out = dtype === "int8" ? new Int8Array(img.data.length) : new Uint8Array(img.data.length);
-    for (let i = 0; i < out.length; i++) out[i] = lut[img.data[i]];
-    return out;
+    const [lo, hi] = dtype === "int8" ? [-128, 127] : [0, 255], s = f32(scale);
+    lut = lut.map((x) => Math.min(hi, Math.max(lo, roundEven(f32(f32(x / s) + zeroPoint)))));
+    out = dtype === "int8" ? new Int8Array(out.length) : new Uint8Array(out.length);
   }
-  return Float32Array.from(img.data);
+  const d = img.data, [r, b] = colorOrder === "BGR" ? [2, 0] : [0, 2];
+  for (let i = 0; i < out.length; i += 3) {
+    out[i] = lut[d[i + r]]; out[i + 1] = lut[d[i + 1]]; out[i + 2] = lut[d[i + b]];
+  }
+  return out;
 }
