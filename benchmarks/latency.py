@@ -18,6 +18,8 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
+from core.helpformat import program  # noqa: E402
+
 import argparse
 import importlib.util
 import shutil
@@ -53,12 +55,12 @@ def _names(text: str) -> list[str]:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python benchmarks/latency.py", description=__doc__.split("\n\n")[0],
+        prog=program("benchmarks/latency.py"), description=__doc__.split("\n\n")[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("-a", "--artifacts", type=Path, default=None,
                    help="export folder with manifest.json (default: newest runs/*/export, "
                         "else the default model's folder: $SKINLESION_MODEL, ./models, the "
-                        "packaged model; see skinlesion-classify --help)")
+                        "packaged model; see skinlesion classify --help)")
     p.add_argument("-f", "--formats", type=_names, default=None,
                    help="comma-separated formats (default: all in the export)")
     p.add_argument("-r", "--runtimes", type=_names, default=None,

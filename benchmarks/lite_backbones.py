@@ -30,7 +30,7 @@ import time
 import numpy as np
 
 from core.atomic import atomic_write_text
-from core.helpformat import DefaultsHelp
+from core.helpformat import DefaultsHelp, program
 
 MODELS = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2", "mobilenetv2_1.0")
 _BUILD = """
@@ -108,7 +108,7 @@ def throughput(names, batch: int, batches: int, rounds: int) -> dict[str, float]
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=DefaultsHelp)
+    p = argparse.ArgumentParser(prog=program("benchmarks/lite_backbones.py"), description=__doc__.split("\n")[0], formatter_class=DefaultsHelp)
     p.add_argument("--models", default=",".join(MODELS), help="comma-separated")
     p.add_argument("--threads", type=int, default=2, help="TF intra-op threads")
     p.add_argument("--batch", type=int, default=32)

@@ -36,7 +36,7 @@ from benchmarks.report import (E2E_KEYS, e2e_table, full_table, headline_table, 
                                make_row, write_json)
 from benchmarks.stats import LatencyStats
 from core.atomic import atomic_write_text, sha256_file
-from core.helpformat import DefaultsHelp
+from core.helpformat import DefaultsHelp, program
 from edge.manifest import find_manifest
 
 RUNTIME = "onnxruntime-web-wasm"
@@ -158,7 +158,7 @@ def standalone_md(doc: dict) -> str:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=DefaultsHelp)
+    p = argparse.ArgumentParser(prog=program("benchmarks/web.py"), description=__doc__.split("\n\n")[0], formatter_class=DefaultsHelp)
     p.add_argument("-m", "--model", type=Path, default=Path("models/model_int8.onnx"),
                    help="ONNX model with its manifest.json")
     p.add_argument("-t", "--threads", default="1,2", help="comma-separated wasm thread counts")

@@ -17,6 +17,9 @@ from __future__ import annotations
 DISCLAIMER = (
     "Research/education tool, not a medical device: it does not diagnose; see a clinician."
 )
+# Exit codes of every tool: done; some inputs bad or a check failed (the rest done); usage or
+# input error (nothing done); interrupted (Ctrl-C; what was done is kept)
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 def first_line(e: BaseException, limit: int = 200, with_type: bool = False) -> str:

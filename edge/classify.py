@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")  # no OpenCV warning lines around ours
 
-from core.helpformat import DefaultsHelp  # noqa: E402
+from core.helpformat import DefaultsHelp, program  # noqa: E402
 from core.digits import down, named  # noqa: E402
 
 from edge.modelpath import LOOKUP_HELP, ModelChoice, ModelNotFound, choose_model  # noqa: E402
@@ -64,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     from edge.runtimes import BACKENDS
 
     p = argparse.ArgumentParser(
-        prog="python edge/classify.py", description="\n\n".join(__doc__.split("\n\n")[:2]),
+        prog=program("edge/classify.py"), description="\n\n".join(__doc__.split("\n\n")[:2]),
         epilog=f"{LOOKUP_HELP}\n\n{EXIT_CODES}", formatter_class=DefaultsHelp)
     p.add_argument("inputs", nargs="*", help="image files, folders (searched recursively) "
                    "or glob patterns (quote them)")

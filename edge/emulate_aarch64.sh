@@ -20,7 +20,7 @@
 #
 # Usage:
 #   edge/emulate_aarch64.sh setup                       # build the cache, print what is there
-#   edge/emulate_aarch64.sh --wheel WHL classify ARGS   # the installed skinlesion-classify ARGS:
+#   edge/emulate_aarch64.sh --wheel WHL classify ARGS   # the installed skinlesion classify ARGS:
 #                                                       # WHL[edge] installed for aarch64, nothing
 #                                                       # from this checkout; packaged model default
 #   edge/emulate_aarch64.sh --wheel WHL python ARGS     # the emulated python3.11 over that install
@@ -158,8 +158,8 @@ ensure_project_wheel() {
   log "installing $(basename "$WHEEL")[$EXTRA] for aarch64 with $WHEELS"
   err="$(pip_aarch64 --target "$WSITE" "$WHEEL[$EXTRA]" $WHEELS 2>&1 >/dev/null)" ||
     { echo "$err" | tail -20 >&2; log "pip could not install $WHEEL[$EXTRA] for aarch64"; exit 1; }
-  [ -f "$WSITE/bin/skinlesion-classify" ] ||
-    { log "the wheel installed no skinlesion-classify command"; exit 1; }
+  [ -f "$WSITE/bin/skinlesion" ] ||
+    { log "the wheel installed no skinlesion command"; exit 1; }
   echo "$stamp" > "$WSITE/.complete"
 }
 
@@ -231,7 +231,7 @@ case "$cmd" in
   classify)
     setup
     # the console script pip wrote (its #! names the host Python: run it with the emulated one)
-    if [ -n "$WHEEL" ]; then run_python "$WSITE/bin/skinlesion-classify" "$@"
+    if [ -n "$WHEEL" ]; then run_python "$WSITE/bin/skinlesion" classify "$@"
     else run_python "$REPO/edge/classify.py" "$@"; fi ;;
   python) setup; run_python "$@" ;;
   *) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 2 ;;

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from core import DISCLAIMER
 from core.metrics import apply_temperature
 
 SCHEMA_VERSION = 6  # 2: per-artifact thresholds; 3: lesion types, colour constancy, guard, quality gate; 4: border; 5: modality output, one threshold per modality; 6: softmax output (N classes), input range and colour order read by every runner, unknown fields refused
@@ -219,9 +220,7 @@ class Manifest:
     model_name: str = ""
     run_id: str = ""
     trained_on: str = ""  # what the model was trained on (export writes it from the data)
-    disclaimer: str = (
-        "Research and education tool, not a medical device; it does not diagnose."
-    )
+    disclaimer: str = DISCLAIMER
     metrics: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
     artifacts: dict[str, ArtifactInfo] = field(default_factory=dict)

@@ -30,12 +30,12 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from core.helpformat import DefaultsHelp  # noqa: E402
+from core.helpformat import DefaultsHelp, program  # noqa: E402
 from edge.preprocess import BORDERS  # noqa: E402
 from export.context import ExportError  # noqa: E402
 from export.formats import FORMAT_NAMES, FORMATS, Tolerance, select_formats  # noqa: E402
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+from core import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE  # noqa: E402
 
 
 def parse_tolerances(specs: list[str]) -> dict[str, Tolerance]:
@@ -63,7 +63,7 @@ def parse_tolerances(specs: list[str]) -> dict[str, Tolerance]:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python export/convert.py", description=__doc__.split("\n\n")[0],
+        prog=program("export/convert.py"), description=__doc__.split("\n\n")[0],
         formatter_class=DefaultsHelp)
     p.add_argument("-m", "--model", type=Path, default=None,
                    help="trained model.keras (default: <run>/model.keras, else the newest runs/*/model.keras)")

@@ -17,6 +17,8 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
+from core.helpformat import program  # noqa: E402
+
 from core import DISCLAIMER  # noqa: E402
 from core.atomic import atomic_write_text  # noqa: E402
 from core.digits import down, named  # noqa: E402
@@ -27,7 +29,7 @@ DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "models" / "model_int8.tfl
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+    ap = argparse.ArgumentParser(prog=program("export/evaluate_artifact.py"), description=__doc__.split("\n")[0],
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     ap.add_argument("-m", "--model", type=Path, default=DEFAULT_MODEL)
     ap.add_argument("-d", "--data", default=None, help="dataset folder (default: the usual places)")

@@ -16,6 +16,8 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
+from core.helpformat import program  # noqa: E402
+
 import argparse  # noqa: E402
 import json  # noqa: E402
 
@@ -23,7 +25,7 @@ from core.digits import down, named, pct  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python export/evaluate_sources.py",
+    p = argparse.ArgumentParser(prog=program("export/evaluate_sources.py"),
                                 description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("-m", "--model", type=Path, required=True, help=".tflite or .onnx file")

@@ -20,6 +20,8 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
+from core.helpformat import program  # noqa: E402
+
 import argparse
 import json
 
@@ -95,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     from export.formats import FORMATS, select_formats
     from export.nonlesions import generate
 
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog=program("export/guard_eval.py"), description=__doc__.split("\n\n")[0])
     p.add_argument("--export", type=Path, required=True, help="export folder")
     p.add_argument("--run", type=Path, required=True, help="training run (config.json)")
     p.add_argument("--extra", type=Path, action="append", default=[],

@@ -20,7 +20,7 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 from core.atomic import atomic_write_text  # noqa: E402
-from core.helpformat import DefaultsHelp  # noqa: E402
+from core.helpformat import DefaultsHelp, program  # noqa: E402
 from export.artifact_metrics import artifact_metrics  # noqa: E402
 from export.card import CardInputs, render  # noqa: E402
 from train.data import DatasetNotFound, list_samples, resolve_data_dir  # noqa: E402
@@ -28,7 +28,7 @@ from train.run import RunDir  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=DefaultsHelp)
+    ap = argparse.ArgumentParser(prog=program("export/model_card.py"), description=__doc__.split("\n")[0], formatter_class=DefaultsHelp)
     ap.add_argument("--run", required=True, type=Path, help="training run folder")
     ap.add_argument("--models", default=Path("models"), type=Path, help="shipped export folder")
     ap.add_argument("--bench", type=Path, default=None, help="benchmarks/latency.py report.json")
@@ -40,8 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
                          "dataset; none: skip")
     ap.add_argument("--loso", nargs="*", default=[], metavar="LABEL=FILE[#MEMBER]",
                     help="leave-one-acquisition-group-out results for the card: loso.json of "
-                         "train/train_typed.py --loso-only, or teacher.json of "
-                         "train/build_teacher.py --loso with #MEMBER naming the probe")
+                         "train/train_typed.py --loso-only (#MEMBER: one member of a file "
+                         "that holds several)")
     ap.add_argument("--no-shifts", action="store_true",
                     help="leave out the simulated dermoscope shifts (export/shift_eval.py)")
     return ap

@@ -24,6 +24,8 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
+from core.helpformat import program  # noqa: E402
+
 import argparse
 import dataclasses
 
@@ -51,7 +53,7 @@ def measure_files(files: list[Path], size: int, tolerance: float) -> np.ndarray:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog=program("export/quality_fit.py"), description=__doc__.split("\n\n")[0])
     p.add_argument("folders", nargs="+", type=Path, help="folders of lesion images (recursive)")
     p.add_argument("--sizes", default=",".join(map(str, SIZES)))
     p.add_argument("--quantile", type=float, default=0.25, help="sharpness floor percentile")

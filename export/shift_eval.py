@@ -29,9 +29,9 @@ from export.shifts import SHIFTS, shift_report, table  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from core.helpformat import DefaultsHelp
+    from core.helpformat import DefaultsHelp, program
 
-    ap = argparse.ArgumentParser(prog="python export/shift_eval.py",
+    ap = argparse.ArgumentParser(prog=program("export/shift_eval.py"),
                                  description=__doc__.split("\n")[0], formatter_class=DefaultsHelp)
     ap.add_argument("--model", type=Path, default=Path("models/model_int8.tflite"))
     ap.add_argument("--run", type=Path, default=None,

@@ -22,15 +22,15 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 
 import argparse
 
-from core.helpformat import DefaultsHelp  # noqa: E402
+from core.helpformat import DefaultsHelp, program  # noqa: E402
 from edge.modelpath import ModelNotFound, choose_onnx  # noqa: E402
 from export.web import WebAppError, build_webapp, make_server  # noqa: E402
 
-EXIT_OK, EXIT_USAGE = 0, 2
+from core import DISCLAIMER, EXIT_OK, EXIT_USAGE  # noqa: E402
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=DefaultsHelp)
+    p = argparse.ArgumentParser(prog=program("export/webapp.py"), description=__doc__, formatter_class=DefaultsHelp)
     p.add_argument("-m", "--model", type=Path, default=None,
                    help="exported ONNX model; its manifest.json beside it (or embedded) "
                         "(default: model_int8.onnx of the default model's folder: "
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     print(f"wrote {app.out}/ ({len(app.files)} files, {app.bytes / 1e6:.1f} MB, {app.runtime}, "
           f"model {app.model})")
-    print("Research and education tool, not a medical device; it does not diagnose.")
+    print(DISCLAIMER)
     print(f"next: python export/webapp.py --serve {app.out}   # then open http://localhost:8000")
     return EXIT_OK
 

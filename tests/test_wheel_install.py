@@ -1,9 +1,9 @@
 """What a new user does: build the wheel, install it (not editable) in a fresh venv, run elsewhere.
 
 The wheel is pure Python and carries the shipped model as package data (``skinlesion_models``);
-from a folder that has nothing of this project, the installed ``skinlesion-classify`` classifies a
+from a folder that has nothing of this project, the installed ``skinlesion classify`` classifies a
 real test image with the packaged model, ``$SKINLESION_MODEL`` switches it to another export, and
-``skinlesion-bench`` benchmarks the packaged model. pip downloads the ``edge`` extra's packages
+``skinlesion bench`` benchmarks the packaged model. pip downloads the ``edge`` extra's packages
 from PyPI (or its cache); nothing here reads this checkout.
 """
 from __future__ import annotations
@@ -70,7 +70,7 @@ def _real_image() -> Path:
 
 
 def _classify(bin_dir: Path, cwd: Path, image: Path, *flags: str, **env: str) -> list[str]:
-    proc = subprocess.run([str(bin_dir / "skinlesion-classify"), str(image), *flags], cwd=cwd,
+    proc = subprocess.run([str(bin_dir / "skinlesion"), "classify", str(image), *flags], cwd=cwd,
                           env=_user_env(**env), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, (proc.stdout[-2000:], proc.stderr[-2000:])
     return proc.stdout.splitlines()
@@ -98,7 +98,7 @@ def test_installed_command_classifies_from_anywhere(installed, tmp_path, tiny_ex
 
 def test_installed_bench_times_the_packaged_model(installed, tmp_path):
     out = tmp_path / "bench"
-    proc = subprocess.run([str(installed / "skinlesion-bench"), "--quick", "--no-e2e",
+    proc = subprocess.run([str(installed / "skinlesion"), "bench", "--quick", "--no-e2e",
                            "--compare", "none", "--no-progress", "-r", "litert", "--out", str(out)],
                           cwd=tmp_path, env=_user_env(), capture_output=True, text=True,
                           timeout=600)

@@ -42,10 +42,6 @@ class TrainConfig:
     strategy: str = "default"
     out: str = ""
     run_id: str = ""
-    teacher: str = ""  # run folder whose predictions are soft targets (knowledge distillation)
-    distill_weight: float = 0.5  # share of the teacher in the training target
-    teacher_extra: bool = False  # also train on the teacher folder's other sources' images
-    members: list[str] = field(default_factory=list)  # ensemble: the member run folders
     # the classes (label-index order, from the data) and the positive class ("": none)
     labels: list[str] = field(default_factory=list)
     positive: str = ""
@@ -80,8 +76,6 @@ class TrainConfig:
 
     def phases(self) -> list[tuple[str, int, float]]:
         """(name, epochs, learning rate) for each training phase."""
-        if self.model == "ensemble":  # built from trained runs by train/ensemble.py
-            return []
         if self.model in MODELS[1:]:  # an ImageNet backbone: frozen head, then fine-tune
             return [("head", self.epochs, self.lr),
                     ("finetune", self.fine_tune_epochs, self.fine_tune_lr)]

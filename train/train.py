@@ -17,7 +17,7 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from core.helpformat import DefaultsHelp  # noqa: E402
+from core.helpformat import DefaultsHelp, program  # noqa: E402
 from core.digits import down  # noqa: E402
 from train.config import MODELS, SCHEDULES, TrainConfig  # noqa: E402
 from train.data import DATA_ENV, DatasetNotFound  # noqa: E402
@@ -26,7 +26,8 @@ from train.run import RunDir  # noqa: E402
 
 def build_parser() -> argparse.ArgumentParser:
     d = TrainConfig()
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=DefaultsHelp)
+    p = argparse.ArgumentParser(prog=program("train/train.py"), description=__doc__.split("\n")[0],
+                                formatter_class=DefaultsHelp)
     p.add_argument("-d", "--data", default="", help="dataset folder: train/<class>/ and "
                    "test/<class>/, flat <class>/ folders (20%% become the test split, seeded), or a "
                    f"MANIFEST.csv with path,label[,split] (default: ${DATA_ENV}, data/skin-lesions, "
@@ -55,14 +56,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dropout", type=float, default=None)
     p.add_argument("--label-smoothing", type=float, default=d.label_smoothing)
     p.add_argument("--no-class-weight", dest="class_weight", action="store_false")
-    p.add_argument("--teacher", default=d.teacher,
-                   help="knowledge distillation: run folder (e.g. an ensemble from "
-                        "train/ensemble.py) whose predictions become soft training targets")
-    p.add_argument("--teacher-extra", action="store_true",
-                   help="with a teacher folder from train/build_teacher.py: also train on its other "
-                        "sources' training images (e.g. ham10000-extra) with its soft targets")
-    p.add_argument("--distill-weight", type=float, default=d.distill_weight,
-                   help="share of the teacher's probability in the target (0..1)")
     p.add_argument("--patience", type=int, default=d.patience,
                    help="plateau schedule: stop after this many epochs without a better val AUC "
                         "(the LR halves after half as many)")
@@ -112,22 +105,11 @@ def main(argv: list[str] | None = None) -> int:
         cfg = TrainConfig(**{k: v for k, v in vars(args).items() if k in keys})
         cfg.out = out
     from train.data import DatasetError
-    from train.distill import TeacherError, check_teacher
     from train.trainer import train
-
-    if not 0 <= cfg.distill_weight <= 1:
-        print(f"error: --distill-weight {cfg.distill_weight} is outside 0..1", file=sys.stderr)
-        return 2
-    if cfg.teacher:
-        try:
-            check_teacher(cfg)
-        except TeacherError as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 2
 
     try:
         result = train(cfg, resume=args.resume, verbose=2 if args.quiet else 1)
-    except (DatasetNotFound, DatasetError, FileNotFoundError, TeacherError) as e:
+    except (DatasetNotFound, DatasetError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"\nsaved {result.model_path} (best val AUC {down(result.best_val_auc)}, "

@@ -32,6 +32,7 @@ import time
 import numpy as np
 
 from core.digits import down
+from core.helpformat import program
 from train.cached_train import SELECT
 from train.views import RECIPES
 
@@ -39,7 +40,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python train/train_typed.py",
+    p = argparse.ArgumentParser(prog=program("train/train_typed.py"),
                                 description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--data", nargs="*", default=None,

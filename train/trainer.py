@@ -20,7 +20,7 @@ import numpy as np
 from core.atomic import atomic_path
 from train.config import TrainConfig
 from train.data import (DatasetError, class_weights, list_samples, load_arrays, make_dataset,
-                        provenance, readable, resolve_data_dir, split_train_val, task_labels)
+                        provenance, resolve_data_dir, split_train_val, task_labels)
 from train.run import RunDir
 
 
@@ -98,8 +98,7 @@ class _Data:
     y_tr: np.ndarray
     x_va: np.ndarray
     y_va: np.ndarray
-    targets: np.ndarray  # y_tr, or soft targets when distilling
-    weights: np.ndarray | None  # per-sample loss weights (distillation), else None
+    targets: np.ndarray  # y_tr, or its one-hot rows for a softmax
     class_weight: dict[int, float] | None
     skipped: list[str]
 
@@ -130,38 +129,8 @@ def _load_data(cfg: TrainConfig) -> _Data:
     cw = class_weights(y_tr, len(labels)) if cfg.class_weight else None
     if cfg.head == "softmax":  # one-hot targets for the categorical loss
         eye = np.eye(len(labels), dtype=np.float32)
-        return _Data(x_tr, y_tr, x_va, eye[y_va], eye[y_tr], None, cw, bad_tr + bad_va)
-    targets, weights = y_tr, None
-    if cfg.teacher:  # soft targets; class weights become per-sample weights of the hard labels
-        from train.distill import soft_targets
-
-        targets = soft_targets(cfg, readable(tr, bad_tr), y_tr)
-        weights = np.array([cw[int(t)] for t in y_tr], np.float32) if cw else None
-        cw_hard, cw = cw, None
-        print(f"distillation: teacher {cfg.teacher}, weight {cfg.distill_weight:g} (training "
-              "acc/auc are scored against soft targets; watch val_auc)")
-        if cfg.teacher_extra:
-            x_tr, y_tr, targets, weights, bad = _add_extra(cfg, x_tr, y_tr, targets, weights, cw_hard)
-            bad_tr += bad
-    return _Data(x_tr, y_tr, x_va, y_va, targets, weights, cw, bad_tr + bad_va)
-
-
-def _add_extra(cfg: TrainConfig, x, y, targets, weights, cw):
-    """Append the teacher folder's other-source training images with their soft targets."""
-    from train.distill import extra_training
-
-    extra = extra_training(Path(cfg.teacher), Path(cfg.data).resolve().name)
-    samples = [s for s, _ in extra]
-    x_e, y_e, bad = load_arrays(samples, cfg.image_size)
-    kept = {str(s.path) for s in readable(samples, bad)}
-    t_e = np.array([t for s, t in extra if str(s.path) in kept], np.float32)
-    t_e = (1 - cfg.distill_weight) * y_e + cfg.distill_weight * t_e
-    w_e = np.array([cw[int(t)] for t in y_e], np.float32) if cw else None
-    print(f"teacher extra: +{len(y_e)} training images from the teacher's other sources "
-          f"(malignant {int(y_e.sum())}), skipped {len(bad)}")
-    return (np.concatenate([x, x_e]), np.concatenate([y, y_e]),
-            np.concatenate([targets, t_e]).astype(np.float32),
-            None if weights is None else np.concatenate([weights, w_e]), bad)
+        return _Data(x_tr, y_tr, x_va, eye[y_va], eye[y_tr], cw, bad_tr + bad_va)
+    return _Data(x_tr, y_tr, x_va, y_va, y_tr, cw, bad_tr + bad_va)
 
 
 def _callbacks(cfg: TrainConfig, run: RunDir, phase: str, best: float | None) -> list:
@@ -193,7 +162,7 @@ def _fit_phases(cfg: TrainConfig, run: RunDir, model, data: _Data, resume: bool,
     from train.models import augmentation, unfreeze_top
 
     ds_tr = make_dataset(data.x_tr, data.targets, cfg.batch_size, True, cfg.seed,
-                         augmentation(cfg.seed), data.weights)
+                         augmentation(cfg.seed))
     ds_va = make_dataset(data.x_va, data.y_va, cfg.batch_size)
     steps = int(np.ceil(len(data.y_tr) / cfg.batch_size))
     start_epoch = 0

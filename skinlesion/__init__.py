@@ -1,0 +1,1 @@
+"""The ``skinlesion`` command: one entry point, one subcommand per thing a user does."""
