@@ -290,6 +290,7 @@ def _guard_data(args, run_dir: Path, data_dir, size: int, info=None):
     """The guard's fitting images (the run's split, corrected as the runner will), or None
     with a warning."""
     from export.guard_export import load_guard_data
+    from train.run import RunDir
 
     if args.no_guard:
         return None
@@ -297,7 +298,7 @@ def _guard_data(args, run_dir: Path, data_dir, size: int, info=None):
 
     fix = (info.color_constancy, info.border) if info is not None else ("none", "none")
     split = source_split(info) if info is not None and info.sources else None
-    data = (load_guard_data(run_dir / "config.json", data_dir, size, *fix, sources=split)
+    data = (load_guard_data(RunDir(run_dir).config_json, data_dir, size, *fix, sources=split)
             if data_dir else None)
     if data is None:
         print("warning: no training/validation images for the guard: exporting without it "

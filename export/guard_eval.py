@@ -58,7 +58,6 @@ def photo_crops(names: tuple[str, ...], seed: int = 0, crops: int = 4) -> list[n
 
 
 def lesion_sets(run: Path, extra: list[Path]) -> dict[str, list[Path]]:
-    from train.config import TrainConfig
     from train.data import list_samples, split_train_val
     from train.run import RunDir
 
@@ -72,7 +71,7 @@ def lesion_sets(run: Path, extra: list[Path]) -> dict[str, list[Path]]:
         sets = {f"validation {name}": [i.path for i in g["val"] if i.source == name]
                 for name in dict.fromkeys(i.source for i in g["val"])}
     else:
-        cfg = TrainConfig.load(run / "config.json")
+        cfg = RunDir(run).load_config()
         data = Path(cfg.data)
         _, val = split_train_val(list_samples(data, "train"), cfg.val_fraction, cfg.val_seed)
         sets = {"validation": [s.path for s in val]}

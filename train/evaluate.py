@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _evaluate_classes(run: RunDir, args, model) -> int:
     """An N-class run: per-class metrics and the confusion matrix (train/multiclass.py)."""
-    from train.multiclass import CONFUSION_PNG, evaluate_classes, summary_lines
+    from train.multiclass import evaluate_classes, summary_lines
 
     try:
         m = evaluate_classes(run.path, args.data, args.bootstrap, model, args.target_sensitivity,
@@ -101,7 +101,7 @@ def _evaluate_classes(run: RunDir, args, model) -> int:
         return 2
     print("\n".join(summary_lines(m)))
     print(DISCLAIMER)
-    print(f"wrote {run.metrics_json} and {run.path / CONFUSION_PNG}")
+    print(f"wrote {run.metrics_json}, {run.confusion_json} and {run.confusion_png}")
     print(f"next: python export/convert.py --run {run}")
     return 0
 

@@ -20,9 +20,6 @@ from core.digits import down
 from train.data import list_samples, load_arrays, resolve_data_dir, split_train_val
 from train.run import RunDir
 
-CONFUSION_JSON, CONFUSION_PNG = "confusion.json", "confusion.png"
-
-
 def predicted(probs: np.ndarray, positive: int, threshold: float | None) -> np.ndarray:
     """Labels as ``edge.manifest.Manifest.read`` gives them: the most likely class, or the
     positive class whenever its probability reaches ``threshold``.
@@ -83,9 +80,8 @@ def evaluate_classes(run_dir: str | Path, data: str | None = None, n_boot: int =
                "val": M.multiclass_metrics(y_va, p_va, labels, predicted(p_va, pos, thr)),
                "test": test_m}
     run.write_json(run.metrics_json, metrics)
-    run.write_json(run.path / CONFUSION_JSON, test_m["confusion"])
-    plot_confusion_matrix(np.array(test_m["confusion"]["matrix"]), labels,
-                          run.path / CONFUSION_PNG)
+    run.write_json(run.confusion_json, test_m["confusion"])
+    plot_confusion_matrix(np.array(test_m["confusion"]["matrix"]), labels, run.confusion_png)
     return metrics
 
 

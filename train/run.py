@@ -55,6 +55,8 @@ class RunDir:
     report_md = property(lambda self: self.path / "report.md")
     predictions_npz = property(lambda self: self.path / "predictions.npz")  # typed runs
     loso_json = property(lambda self: self.path / "loso.json")  # leave-one-group-out check
+    confusion_json = property(lambda self: self.path / "confusion.json")  # N-class runs
+    confusion_png = property(lambda self: self.path / "confusion.png")
     best_weights = property(lambda self: self.path / "best.weights.h5")  # during training
     backup_dir = property(lambda self: self.path / "backup")
     export_dir = property(lambda self: self.path / "export")
