@@ -91,13 +91,13 @@ SOURCES ?=
 SOURCES_FLAG := $(if $(SOURCES),--data $(SOURCES),$(DATA_FLAG))
 
 $(SHIP_RUN)/model.keras: | $(STAMP)
-	$(BIN)/python train/train_typed.py $(SOURCES_FLAG) $(SHIP_TRAIN_FLAGS) --out $(@D)
+	$(BIN)/python research/train_typed.py $(SOURCES_FLAG) $(SHIP_TRAIN_FLAGS) --out $(@D)
 
 # The model card's stand-in for another clinic: the head trained again without one HAM10000
 # acquisition group at a time (leave-one-group-out; the first, un-augmented view).
 SHIP_LOSO := runs/loso-allsrc-160/loso.json
 $(SHIP_LOSO): | $(STAMP)
-	$(BIN)/python train/train_typed.py $(SOURCES_FLAG) $(SHIP_TRAIN_FLAGS) --views 1 --loso-only \
+	$(BIN)/python research/train_typed.py $(SOURCES_FLAG) $(SHIP_TRAIN_FLAGS) --views 1 --loso-only \
 		--out $(@D)
 
 train-shipped: $(SHIP_RUN)/model.keras

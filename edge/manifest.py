@@ -136,7 +136,7 @@ class QualityGate:
     ``blurred``: variance of the 4-neighbour Laplacian of Y (interior pixels, no padding;
     population variance, divided by the count) < ``min_sharpness``. ``enabled=False`` (or
     ``--no-guard``) skips every check. ``edge/quality.py`` implements this; export writes the
-    thresholds fitted for the model's input size (``export/quality_fit.py``). Manifests from
+    thresholds fitted for the model's input size (``research/quality_fit.py``). Manifests from
     before schema 3 have no gate: the runner then checks nothing.
     """
 

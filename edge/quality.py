@@ -6,7 +6,7 @@ re-implements the same checks in JavaScript; keep both in step). ``check`` retur
 ``too_dark``, ``too_bright``, ``flat``, ``blurred``; ``""`` when ok) and the measured values.
 An unusable input gets the runner status ``unusable`` and no benign/malignant label.
 
-The default thresholds (``gate_for_size``) were chosen from data: ``export/quality_fit.py``
+The default thresholds (``gate_for_size``) were chosen from data: ``research/quality_fit.py``
 measures the checks on the real lesion images (skin-lesions train+test, ham10000-extra) and
 keeps >= 99.5% of them (measured: 99.75-99.77%) passing every check at input sizes 32..224 px.
 Export writes the gate into every manifest; for a manifest from before schema 3 (no gate
@@ -45,7 +45,7 @@ MESSAGES = {  # what a user reads; the reason code stays in CSV/JSON
     "blurred": "image too blurred",
 }
 
-# Brightness and flatness limits every measured lesion image passes (export/quality_fit.py);
+# Brightness and flatness limits every measured lesion image passes (research/quality_fit.py);
 # the sharpness floor is per input size (``gate_for_size``).
 DEFAULT_GATE = QualityGate(
     enabled=True, min_side=32, min_brightness=20.0, max_brightness=240.0, flat_tolerance=6.0,
@@ -81,7 +81,7 @@ class QualityResult:
 PASS = QualityResult(True, "", None)  # what a disabled gate returns
 
 SIZES = (32, 64, 96, 128, 160, 192, 224)
-# Measured by export/quality_fit.py on the training images of skin-lesions (train/, 2,636),
+# Measured by research/quality_fit.py on the training images of skin-lesions (train/, 2,636),
 # ham10000-extra (1,894) and pad-ufes-phone (443 phone photos), never a test image: the 0.25th
 # percentile of the Laplacian variance at each input size, rounded down.
 MIN_SHARPNESS = {32: 37.4, 64: 25.6, 96: 21.5, 128: 14.4, 160: 11.1, 192: 8.5, 224: 7.9}
@@ -89,7 +89,7 @@ FITTED_ON = ("training images of skin-lesions (2,636), ham10000-extra (1,894) an
              "pad-ufes-phone (443 phone photos), no test image: brightness 58.2..222.8 and flat "
              "share <= 0.929 measured (limits 20..240 and 0.96 leave room for a small mole on "
              "plain skin), sharpness floor at the 0.25th percentile for this input size "
-             "(export/quality_fit.py)")
+             "(research/quality_fit.py)")
 
 
 def gate_for_size(size: int) -> QualityGate:

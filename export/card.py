@@ -4,7 +4,7 @@ Inputs (``export/model_card.py`` gathers them): the training run (``train.run.Ru
 config, summary, metrics), the shipped export folder (``manifest.json``,
 ``export_report.json``), the int8 artifact's test metrics (``export/artifact_metrics.py``), the
 dataset's training-image count, optionally a latency report (``benchmarks/latency.py``), and
-the project's bar (``export/targets.py``).
+the project's bar (``research/targets.py``).
 
 Example:
     >>> _pi4_note({"reference": {"pi4_ms": {"fp32": 46.0, "int8": 17.0}}})
@@ -21,7 +21,7 @@ from core import DISCLAIMER
 from core.digits import down, pct
 from edge.manifest import PHONE_SOURCE, Manifest
 from export.artifact_metrics import ci_rows
-from export.targets import BAR, PUBLIC_BEST, SOURCE
+from research.targets import BAR, PUBLIC_BEST, SOURCE
 from train.run import RunDir
 
 
@@ -38,7 +38,7 @@ class CardInputs:
     sources: dict | None = None  # export/source_metrics.source_report (the run's own sources)
     source_counts: dict | None = None  # training images per source folder name (several sources)
     loso: dict | None = None  # label -> leave-one-group-out results (model_card.read_loso)
-    shifts: list | None = None  # export/shift_eval.py rows (simulated dermoscope shifts)
+    shifts: list | None = None  # research/shift_eval.py rows (simulated dermoscope shifts)
 
     def __post_init__(self):
         self.cfg, self.summ, self.met = self.run.config(), self.run.summary(), self.run.metrics()
@@ -66,11 +66,11 @@ def _describe(cfg: dict, summ: dict) -> str:
             f"augmentation, seed {cfg['seed']}{extra}) in {summ.get('train_seconds', 0) / 60:.1f} min")
 
 
-TYPED_MODELS = ("typed_ensemble", "typed_mobilenetv2", "probe")  # train/typed_run.py run folders
+TYPED_MODELS = ("typed_ensemble", "typed_mobilenetv2", "probe")  # research/typed_run.py run folders
 
 
 def _describe_typed(cfg: dict, met: dict) -> str:
-    """One lesion-type run (``train/train_typed.py`` or ``train/probe_run.py``).
+    """One lesion-type run (``research/train_typed.py`` or ``train/probe_run.py``).
 
     >>> _describe_typed({"model": "probe", "encoder": "mobilenetv2", "C": 0.01, "image_size": 224},
     ...                 {"val_mean_source_auc": 0.9})[:60]
@@ -93,7 +93,7 @@ def _describe_typed(cfg: dict, met: dict) -> str:
                 f"head epochs on {head_on} and {cfg.get('top_epochs', '?')} top-block epochs on "
                 "every view"
                 + (", then a modality head (dermoscopic or phone photo)"
-                   if cfg.get("modalities") else "") + " (`python train/train_typed.py`)")
+                   if cfg.get("modalities") else "") + " (`python research/train_typed.py`)")
     return f"{what}; mean per-source validation AUC {down(score)}{worst}"
 
 
@@ -158,7 +158,7 @@ def _pct(v) -> str:
 
 
 def _bar(int8: dict, keras_acc: float) -> list[str]:
-    """The project's bar (``export/targets.py``) against the shipped int8 model."""
+    """The project's bar (``research/targets.py``) against the shipped int8 model."""
     return ["| criterion | shipped int8 | bar | met |", "|---|---|---|---|"] + [
         f"| {c.name} | {down(c.value(int8, keras_acc))} | >= {c.minimum:g} | "
         f"{'yes' if c.met(int8, keras_acc) else '**no**'} |" for c in BAR]
@@ -180,7 +180,7 @@ def _several(c: CardInputs) -> bool:
 
 
 def _data_sources(c: CardInputs) -> list[str]:
-    """The training data of a run over several sources (``train/sources.py``)."""
+    """The training data of a run over several sources (``research/multisource.py``)."""
     met, size = c.met, c.man.input_height
     counts = ", ".join(f"{k} {v:,}" for k, v in (c.source_counts or {}).items())
     val = ", ".join(f"{k} {r['n']}" for k, r in met["val_report"]["per_source"].items())
@@ -285,7 +285,7 @@ def _unseen(c: CardInputs) -> list[str]:
     u = c.unseen
     if not u:
         return []
-    from train.source_eval import table
+    from research.source_eval import table
 
     o = u["overall"]
     return [
@@ -309,7 +309,7 @@ def _sources(c: CardInputs) -> list[str]:
     """The shipped file on each source's validation images, per source and lesion type."""
     if not c.sources:
         return []
-    from train.source_eval import table, types_line
+    from research.source_eval import table, types_line
 
     v = c.sources["val"]
     mvn = v.get("mel_vs_nv_auc")
@@ -331,7 +331,7 @@ def _sources(c: CardInputs) -> list[str]:
     lines = [
         "## Per source, modality and lesion type (validation images, shipped int8 file)", "",
         f"Through the edge runner at the shipped threshold {thr} "
-        "(`python export/evaluate_sources.py`); the model was not trained on these images:", "",
+        "(`python research/evaluate_sources.py`); the model was not trained on these images:", "",
         table(v["per_source"], cols), *extra,
         "Per lesion type, the share called malignant (a benign type's false-positive rate, a "
         "malignant type's sensitivity) and how often the most likely type is the right one:", "",
@@ -375,14 +375,14 @@ def _loso(c: CardInputs) -> list[str]:
 
 
 def _shift_section(c: CardInputs) -> list[str]:
-    """The shipped file under simulated dermoscope shifts (``export/shift_eval.py``)."""
+    """The shipped file under simulated dermoscope shifts (``research/shift_eval.py``)."""
     if not c.shifts:
         return []
-    from export.shifts import table
+    from research.shifts import table
 
     return ["## Simulated dermoscope shifts (validation images, shipped int8 file)", "",
             "Each validation image shifted in one fixed way at a time, at the model's input size, "
-            "then through the edge runner at the shipped threshold (`python export/shift_eval.py "
+            "then through the edge runner at the shipped threshold (`python research/shift_eval.py "
             "--run RUN`); in brackets the change from the unshifted image. A shift that moves "
             "specificity but not ROC AUC moves the probabilities across the one threshold, as "
             "another clinic's device can; \"ring\" darkens the corners outside a circle, as many "
@@ -391,7 +391,7 @@ def _shift_section(c: CardInputs) -> list[str]:
 
 def _own_point(u: dict) -> list[str]:
     """What a threshold set on the unseen source itself would do: is the keratosis problem the
-    ranking or the shared threshold? (``train.source_eval.at_sensitivity``; a diagnostic.)"""
+    ranking or the shared threshold? (``research.source_eval.at_sensitivity``; a diagnostic.)"""
     o = u.get("at_sensitivity_0.90", {}).get(u["folder"])
     if not o:
         return []
@@ -472,7 +472,7 @@ def _latency(c: CardInputs) -> list[str]:
 def _reproduce(run: RunDir, models: Path, typed: bool = False, export_cmd: str = "",
                loso: bool = False) -> list[str]:
     """The commands behind the card; ``export_cmd``: the one the export report recorded."""
-    step = (f"python export/evaluate_sources.py --model {models}/model_int8.tflite --run {run}   # per source"
+    step = (f"python research/evaluate_sources.py --model {models}/model_int8.tflite --run {run}   # per source"
             if typed else f"python train/evaluate.py --run {run}          # float metrics and threshold")
     made = "export" if typed else "evaluate, export"  # a type run's evaluation is written with it
     return ["## Reproduce", "", "```bash",

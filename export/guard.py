@@ -200,7 +200,7 @@ def fit_guard(train_feats: np.ndarray, val_feats: np.ndarray, k: int = DEFAULT_K
 
 def _head_parts(head):
     """(output tensor, features tensor) of one head in its own graph: the layer named
-    ``features`` where the model has one (lesion-type models, ``train/typed_head.py``,
+    ``features`` where the model has one (lesion-type models, ``research/typed_head.py``,
     ``train/probe_run.py``), else the final Dense's input."""
     import keras
 

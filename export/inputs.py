@@ -163,10 +163,18 @@ def operating_rule(info: RunRecord, data_dir: Path, image_size: int):
 
 
 def _source_items(info: RunRecord) -> dict:
-    from train.sources import gather
+    """The several-source run's own split, as its recipe wrote it (``split.csv``)."""
+    from train.split_file import read_split
 
-    cfg = info.config
-    return gather(info.sources, float(cfg.get("val_fraction", 0.15)), int(cfg.get("seed", 0)))
+    path = info.run.split_csv
+    if not path.is_file():
+        raise ExportError(f"{path} not found: this run trained on several sources "
+                          f"({', '.join(info.sources or [])}) but did not record its split; "
+                          "train it again with the current recipe (make train-shipped)")
+    try:
+        return read_split(path)
+    except (OSError, ValueError) as e:
+        raise ExportError(str(e)) from e
 
 
 def _primary_modality(info: RunRecord) -> str:

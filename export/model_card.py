@@ -40,16 +40,16 @@ def build_parser() -> argparse.ArgumentParser:
                          "dataset; none: skip")
     ap.add_argument("--loso", nargs="*", default=[], metavar="LABEL=FILE[#MEMBER]",
                     help="leave-one-acquisition-group-out results for the card: loso.json of "
-                         "train/train_typed.py --loso-only (#MEMBER: one member of a file "
+                         "research/train_typed.py --loso-only (#MEMBER: one member of a file "
                          "that holds several)")
     ap.add_argument("--no-shifts", action="store_true",
-                    help="leave out the simulated dermoscope shifts (export/shift_eval.py)")
+                    help="leave out the simulated dermoscope shifts (research/shift_eval.py)")
     return ap
 
 
 def _shifts(run: RunDir, models: Path, data_dir: Path) -> list | None:
     """The shipped file on validation images under each simulated dermoscope shift."""
-    from export.shifts import SHIFTS, shift_report
+    from research.shifts import SHIFTS, shift_report
 
     cfg = run.config()
     sources = cfg.get("data_sources") or [str(data_dir)]
@@ -85,8 +85,8 @@ def read_loso(spec: str) -> tuple[str, dict]:
 def _unseen(run: RunDir, models: Path, data_dir: Path, arg: str) -> dict | None:
     """Another source (default: ``ham10000-extra`` beside the dataset) through the shipped
     file, when it exists and the run did not train on it."""
-    from export.source_metrics import unseen_report
-    from train.sources import HAM_NAME, MANIFEST_CSV
+    from research.source_metrics import unseen_report
+    from research.multisource import HAM_NAME, MANIFEST_CSV
 
     if arg == "none":
         return None
@@ -100,8 +100,8 @@ def _unseen(run: RunDir, models: Path, data_dir: Path, arg: str) -> dict | None:
 def _own_sources(run: RunDir, models: Path) -> tuple[dict | None, dict | None]:
     """For a run over several sources: the shipped file on each source's validation images
     (``source_report``) and the training images per source; ``(None, None)`` otherwise."""
-    from export.source_metrics import source_report
-    from train.sources import load_source
+    from research.source_metrics import source_report
+    from research.multisource import load_source
 
     cfg = run.config()
     sources = cfg.get("data_sources") or []

@@ -114,7 +114,7 @@ def export_model(model_or_path, out_dir: str | Path, formats: str | Iterable[str
     without it, all use the manifest's (the float model's) threshold. With ``guard``
     (``export/guard_export.py``), the out-of-distribution score is fitted and appended to the
     output vector of every artifact. Every manifest gets the quality gate: ``quality``, or
-    by default the one fitted for its input size (``export/quality_fit.py``). ``report_extra``
+    by default the one fitted for its input size (``research/quality_fit.py``). ``report_extra``
     goes into ``export_report.json`` as it is (how the export was made).
     """
     if isinstance(model_or_path, (str, Path)):

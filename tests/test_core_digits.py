@@ -13,7 +13,7 @@ from export.formats import INT8
 from export.parity import ParityResult, _failures
 from export.report import REPORT_JSON, REPORT_MD, report_markdown
 from export.report import main as report_main
-from export.shifts import ShiftRow, table
+from research.shifts import ShiftRow, table
 
 MODELS = Path(__file__).resolve().parents[1] / "models"
 

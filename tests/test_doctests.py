@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("skinlesion", "core", "edge", "export", "train", "benchmarks")
+PACKAGES = ("skinlesion", "core", "edge", "export", "train", "benchmarks", "research")
 
 
 def _modules() -> list[str]:

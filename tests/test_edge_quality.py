@@ -15,7 +15,7 @@ from edge.manifest import Manifest, QualityGate
 from edge.preprocess import fit_to_input
 from edge.quality import (DEFAULT_GATE, MESSAGES, PASS, check, flat_fraction,
                           laplacian_variance, luma, measure)
-from export.quality_fit import MIN_SHARPNESS, gate_for_size
+from research.quality_fit import MIN_SHARPNESS, gate_for_size
 
 GATE = gate_for_size(64)
 

@@ -226,7 +226,7 @@ def test_border_fill_is_recorded_and_applied_by_the_runner(tiny_model_path, synt
     """--border fill_dark: in the manifest, so the runner fills a dark ring before the model."""
     from edge.classifier import Classifier
     from edge.preprocess import fill_dark_border, to_model_input
-    from export.shifts import ring_shift as _ring
+    from research.shifts import ring_shift as _ring
     from tests.fixtures_common import synth_lesion
 
     out = tmp_path / "out"

@@ -114,7 +114,7 @@ def test_lesions_pass_and_generated_non_lesions_are_flagged(guarded_export, fmt)
     assert all(p.label in ("benign", "malignant") and p.guard_score >= 0.5 for p in preds if p.ok)
     others, _ = generate(90, 200, seed=52)
     # a 32-px toy CNN with 16 features: 78% measured (MobileNetV2-0.35 @ 128 px: 100%,
-    # export/guard_eval.py)
+    # research/guard_eval.py)
     assert _flagged(clf, others) >= 0.7
     assert _flagged(Classifier(clf.model_path, guard=False), others) == 0.0  # --no-guard
 

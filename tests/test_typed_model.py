@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from tests.fixtures_common import synth_lesion
-from train.sources import DX_CLASSES, MALIGNANT_DX, Item
+from research.multisource import DX_CLASSES, MALIGNANT_DX, Item
 
 pytestmark = pytest.mark.slow
 
@@ -22,7 +22,7 @@ def _tiny_typed(size: int = 32, seed: int = 0):
     import keras
     from keras import layers
 
-    from train.typed_head import (balanced_weights, full_model, head_layers,
+    from research.typed_head import (balanced_weights, full_model, head_layers,
                                   partial_label_loss, type_masks)
 
     keras.utils.set_random_seed(seed)
@@ -50,7 +50,7 @@ def typed_export(tmp_path_factory):
     from edge.manifest import Manifest
     from export.pipeline import export_model
     from tests.fixtures_export import synthetic_arrays
-    from train.sources import DX_NAMES
+    from research.multisource import DX_NAMES
 
     model, x, y = _tiny_typed()
     out = tmp_path_factory.mktemp("typed") / "export"
@@ -108,7 +108,7 @@ def test_unseen_report_per_group_and_type_without_twins(tmp_path):
     """The shipped int8 file on a small MANIFEST.csv source: groups, types, twins left out."""
     import cv2
 
-    from export.source_metrics import unseen_report
+    from research.source_metrics import unseen_report
     from tests.fixtures_common import ROOT
 
     rows = ["path,label,dx,lesion_id,dataset,twin"]
@@ -132,7 +132,7 @@ def test_unseen_report_per_group_and_type_without_twins(tmp_path):
 
 
 def test_at_sensitivity_is_the_highest_threshold_that_keeps_the_target():
-    from train.source_eval import at_sensitivity
+    from research.source_eval import at_sensitivity
 
     rng = np.random.default_rng(1)
     y = np.r_[np.ones(40, int), np.zeros(60, int)]
@@ -151,8 +151,9 @@ def test_train_typed_cli_end_to_end(tmp_path, monkeypatch):
 
     import cv2
 
-    from train import train_typed
+    from research import train_typed
     from train.run import RunDir
+    from train.split_file import read_split
 
     monkeypatch.setenv("SKINLESION_CACHE", str(tmp_path / "cache"))
     rng = np.random.default_rng(3)
@@ -184,6 +185,16 @@ def test_train_typed_cli_end_to_end(tmp_path, monkeypatch):
     assert set(met["val_report"]["per_source"]) == {"skin-lesions", "extra"}
     assert 0 <= met["threshold"] <= 1 and met["n_test"] == 8
     assert (tmp_path / "cache").is_dir()
+    split = read_split(run.split_csv)  # export's view of the run's data: the recipe's own split
+    assert len(split["test"]) == 8 and {r.source for r in split["val"]} == {"skin-lesions", "extra"}
+    from export import convert
+
+    assert convert.main(["--run", str(out), "--formats", "tflite_int8", "--calibration-count",
+                         "16", "--no-guard", "--tolerance", "all.min_agreement=0"]) == 0
+    man = json.loads((run.export_dir / "manifest.json").read_text())
+    assert man["run_id"] == "run" and man["classes"] == list(DX_CLASSES)
+    run.split_csv.unlink()  # a several-source run without its split: a one-line error, exit 2
+    assert convert.main(["--run", str(out), "--formats", "tflite_int8", "--no-guard"]) == 2
     assert train_typed.main(args + ["--loso-only"]) == 0
     assert set(json.loads(run.loso_json.read_text())) == {"a", "b"}
 
@@ -205,8 +216,8 @@ def test_modality_head_picks_each_images_threshold_in_export_and_runner(typed_ex
     from export.pipeline import export_model
     from export.threshold import OperatingRule
     from tests.fixtures_export import synthetic_arrays
-    from train.sources import DX_NAMES
-    from train.typed_head import fit_modality_head
+    from research.multisource import DX_NAMES
+    from research.typed_head import fit_modality_head
 
     model, _, _, _ = typed_export
     feats = keras.Model(model.input, model.get_layer("features").output)

@@ -122,7 +122,7 @@ def test_shades_of_gray_and_quantization(tmp_path, real_images):
 
 def test_dark_border_fill(tmp_path, real_images):
     """Rings of several sizes and softness, corners only, and images left alone: exact."""
-    from export.shifts import ring_shift as _ring
+    from research.shifts import ring_shift as _ring
 
     imgs = [fit_to_input(im, 224, 224) for im in real_images]
     cases = [_ring(imgs[0], 0.9), _ring(imgs[1], 1.05, 0.02), _ring(imgs[2], 1.3, 0.15),

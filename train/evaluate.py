@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     if int(model.output_shape[-1]) != 1:
         print(f"error: {run.model_keras}: a lesion-type model ({model.output_shape[-1]} outputs) was "
               f"evaluated on every source's validation images when it was written (see {run.report_md}); "
-              "export it with export/convert.py and score it per source with export/evaluate_sources.py",
+              "export it with export/convert.py and score it per source with research/evaluate_sources.py",
               file=sys.stderr)
         return 2
     try:

@@ -56,6 +56,7 @@ class RunDir:
     predictions_npz = property(lambda self: self.path / "predictions.npz")  # typed runs
     loso_json = property(lambda self: self.path / "loso.json")  # leave-one-group-out check
     confusion_json = property(lambda self: self.path / "confusion.json")  # N-class runs
+    split_csv = property(lambda self: self.path / "split.csv")  # a recipe's own split
     confusion_png = property(lambda self: self.path / "confusion.png")
     best_weights = property(lambda self: self.path / "best.weights.h5")  # during training
     backup_dir = property(lambda self: self.path / "backup")

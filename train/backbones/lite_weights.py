@@ -63,8 +63,8 @@ def find_lite_weights(name: str) -> Path:
 
 
 def cache_dir() -> Path:
-    """``<cache>/lite``: the one cache root of training (``train.featcache.cache_root``)."""
-    from train.featcache import cache_root
+    """``<cache>/lite``: the one cache root of training (``core.cache.cache_root``)."""
+    from core.cache import cache_root
 
     return cache_root() / "lite"
 

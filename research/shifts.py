@@ -1,4 +1,4 @@
-"""Simulated dermoscope shifts and an exported file's metrics under them (``export/shift_eval.py``).
+"""Simulated dermoscope shifts and an exported file's metrics under them (``research/shift_eval.py``).
 
 Each shift is a fixed function of a uint8 RGB image sized to the model input: white balance,
 exposure, a dermoscope ring, blur, JPEG quality, the other source's framing.
@@ -75,8 +75,8 @@ def shift_report(model: Path, sources: list[str] | None, shifts: list[str],
     a candidate input correction such as ``fill_dark_border``, when given)."""
     from edge.classifier import Classifier
     from train.data import Sample, load_arrays, readable
-    from train.source_eval import per_source
-    from train.sources import gather
+    from research.source_eval import per_source
+    from research.multisource import gather
 
     clf = Classifier(model)
     m = clf.manifest

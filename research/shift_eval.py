@@ -12,7 +12,7 @@ The shifts act on the image already sized to the model input (``load_arrays``), 
 JPEG quality means more than it would on a full-resolution frame.
 
 Example:
-    python export/shift_eval.py --model models/model_int8.tflite --run runs/mix-two-net
+    python research/shift_eval.py --model models/model_int8.tflite --run runs/mix-two-net
 """
 from __future__ import annotations
 
@@ -25,13 +25,13 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 from edge.preprocess import fill_dark_border  # noqa: E402
-from export.shifts import SHIFTS, shift_report, table  # noqa: E402
+from research.shifts import SHIFTS, shift_report, table  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
     from core.helpformat import DefaultsHelp, program
 
-    ap = argparse.ArgumentParser(prog=program("export/shift_eval.py"),
+    ap = argparse.ArgumentParser(prog=program("research/shift_eval.py"),
                                  description=__doc__.split("\n")[0], formatter_class=DefaultsHelp)
     ap.add_argument("--model", type=Path, default=Path("models/model_int8.tflite"))
     ap.add_argument("--run", type=Path, default=None,

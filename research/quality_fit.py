@@ -10,7 +10,7 @@ contrast per pixel), so the floor is a table by size (``edge.quality.MIN_SHARPNE
 Fit it on training images only (never a test split):
 
 Example:
-    python export/quality_fit.py ../shared/datasets/skin-lesions/train \
+    python research/quality_fit.py ../shared/datasets/skin-lesions/train \
         ../shared/datasets/ham10000-extra ../shared/datasets/pad-ufes-phone
 
     >>> gate_for_size(128).min_sharpness, gate_for_size(150).min_sharpness
@@ -53,7 +53,7 @@ def measure_files(files: list[Path], size: int, tolerance: float) -> np.ndarray:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog=program("export/quality_fit.py"), description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog=program("research/quality_fit.py"), description=__doc__.split("\n\n")[0])
     p.add_argument("folders", nargs="+", type=Path, help="folders of lesion images (recursive)")
     p.add_argument("--sizes", default=",".join(map(str, SIZES)))
     p.add_argument("--quantile", type=float, default=0.25, help="sharpness floor percentile")

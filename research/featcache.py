@@ -2,7 +2,7 @@
 
 A pretrained backbone is cut in two at ``cut`` (e.g. MobileNetV2's ``block_12_add``): the
 bottom (frozen, ~3/4 of the FLOPs) runs once per image and augmented view
-(``train/views.py``); the cache holds its float16 activations. Training the top blocks and
+(``research/views.py``); the cache holds its float16 activations. Training the top blocks and
 the head then reads the cache instead of decoding, augmenting and running the bottom again.
 
 Files: ``<cache>/<backbone>-<cut>-<size>-<colour constancy>/view<k>-seed<s>/acts.npy`` with
@@ -27,13 +27,11 @@ import numpy as np
 
 from edge.images import ImageError, load_rgb
 from edge.preprocess import fit_to_input
-from train.views import view
+from core.cache import cache_root
+from research.views import view
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
-def cache_root() -> Path:
-    return Path(os.environ.get("SKINLESION_CACHE") or ROOT / ".cache")
 
 
 @dataclass(frozen=True)
@@ -45,7 +43,7 @@ class BackboneSpec:
     size: int = 224
     cut: str = "block_12_add"
     color_constancy: str = "none"
-    augment: str = "dermoscope"  # the view recipe (train/views.py RECIPES)
+    augment: str = "dermoscope"  # the view recipe (research/views.py RECIPES)
 
     @property
     def tag(self) -> str:

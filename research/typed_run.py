@@ -25,8 +25,8 @@ from core.digits import down, pct
 from edge.manifest import trained_on
 from train.data import list_samples
 from train.run import RunDir
-from train.source_eval import split_report, table
-from train.sources import DX_CLASSES, DX_NAMES, MALIGNANT_DX
+from research.source_eval import split_report, table
+from research.multisource import DX_CLASSES, DX_NAMES, MALIGNANT_DX
 
 TARGET, CONFIDENCE = 0.95, 0.95
 # target sensitivity per modality (the Wilson lower bound at CONFIDENCE must reach it): phone
@@ -69,7 +69,7 @@ def modality_fields(y: np.ndarray, p_cal: np.ndarray, modality: list[str],
 
 def predicted_modality(out: np.ndarray, index: int | None) -> list[str] | None:
     """``phone`` where the output's P(phone) >= 0.5 (the runner's rule), else ``dermoscopic``."""
-    from train.sources import MODALITIES
+    from research.multisource import MODALITIES
 
     if index is None:
         return None
@@ -109,8 +109,8 @@ def save_run(out: Path, args, g: dict, base, head, res, spec, extra: dict,
              modality=None) -> dict:
     """Assemble the exportable typed model from backbone and head (and modality head), save
     and evaluate it."""
-    from train.sources import MODALITIES
-    from train.typed_head import full_model
+    from research.multisource import MODALITIES
+    from research.typed_head import full_model
 
     model = full_model(base, head, spec.size, modality=modality)
     cfg = {"model": "typed_mobilenetv2", "alpha": spec.alpha, "views": args.views,
@@ -133,9 +133,12 @@ def write_run(out: Path, model, g: dict, size: int, cc: str, cfg: dict, seed: in
               val_fraction: float = 0.15, history: list[dict] | None = None) -> dict:
     """Save ``model`` as a run folder and evaluate it on every source's validation images
     (temperature, threshold) and on the primary test split (once)."""
+    from train.split_file import rows_of, write_split
+
     run = RunDir(out)
     out.mkdir(parents=True, exist_ok=True)
     model.save(run.model_keras)
+    write_split(run.split_csv, rows_of(g))  # what export calibrates, fits and thresholds on
     val = predict_items(model, g["val"], size, cc)
     test = predict_items(model, g["test"], size, cc)
     val_items = [i for i in g["val"] if str(i.path) in set(val[1])]
@@ -224,8 +227,8 @@ def loso(g: dict, f_train: np.ndarray, f_val: np.ndarray, f_test: np.ndarray, ar
     without any of that group's images and test on all of them (train and validation
     images, first view); beside it, the same images scored by heads that saw the group
     (its validation images only, so none of them was trained on)."""
-    from train.cached_train import train_head
-    from train.typed_head import MALIGNANT_MASK, balanced_weights, type_masks
+    from research.cached_train import train_head
+    from research.typed_head import MALIGNANT_MASK, balanced_weights, type_masks
 
     items = g["train"] + g["val"]
     feats = np.concatenate([f_train[:, 0], f_val])

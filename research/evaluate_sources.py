@@ -5,8 +5,8 @@ from the run's ``config.json`` (``data_sources``) or ``--data``; preprocessing, 
 and lesion types from the model's manifest.
 
 Examples:
-    python export/evaluate_sources.py --model models/model_int8.tflite --run runs/typed
-    python export/evaluate_sources.py --model runs/typed/export/model_int8.onnx --data DIR1 DIR2 --json out.json
+    python research/evaluate_sources.py --model models/model_int8.tflite --run runs/typed
+    python research/evaluate_sources.py --model runs/typed/export/model_int8.onnx --data DIR1 DIR2 --json out.json
 """
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from core.digits import down, named, pct  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=program("export/evaluate_sources.py"),
+    p = argparse.ArgumentParser(prog=program("research/evaluate_sources.py"),
                                 description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("-m", "--model", type=Path, required=True, help=".tflite or .onnx file")
@@ -40,9 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     from core.atomic import atomic_write_text
     from edge.manifest import ManifestError
     from edge.runtimes import ModelLoadError, RuntimeMissing
-    from export.source_metrics import source_report
+    from research.source_metrics import source_report
     from train.data import DatasetNotFound
-    from train.source_eval import table, types_line
+    from research.source_eval import table, types_line
 
     from train.run import RunDir
 

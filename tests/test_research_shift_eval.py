@@ -1,4 +1,4 @@
-"""export/shift_eval.py (export/shifts.py): an exported file under simulated dermoscope shifts,
+"""research/shift_eval.py (research/shifts.py): an exported file under simulated dermoscope shifts,
 with the edge runner."""
 import json
 
@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from edge.preprocess import fill_dark_border
-from export import shift_eval as S
-from export.shifts import SHIFTS
+from research import shift_eval as S
+from research.shifts import SHIFTS
 from tests.fixtures_common import synth_lesion
 
 
@@ -21,7 +21,7 @@ def test_each_shift_changes_an_image_and_keeps_its_shape():
 
 def test_unshifted_rows_are_the_source_report(tiny_export, synthetic_dataset, tmp_path, capsys):
     """The "none" rows equal export/source_metrics' validation numbers for the same file."""
-    from export.source_metrics import source_report
+    from research.source_metrics import source_report
 
     model = tiny_export / "model_int8.tflite"
     out = tmp_path / "shift.json"
@@ -71,10 +71,10 @@ def test_cli_applies_the_candidate_fix(tiny_export, synthetic_dataset, tmp_path,
 
 def test_source_report_cli_says_what_it_was_trained_on(tiny_export, synthetic_dataset, tmp_path,
                                                       capsys):
-    """export/evaluate_sources.py: per-source tables, then the manifest's trained-on line and
+    """research/evaluate_sources.py: per-source tables, then the manifest's trained-on line and
     disclaimer, on the console and in the JSON."""
     from edge.manifest import find_manifest
-    from export import evaluate_sources
+    from research import evaluate_sources
 
     model = tiny_export / "model_int8.tflite"
     out = tmp_path / "sources.json"

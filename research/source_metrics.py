@@ -4,12 +4,12 @@ The validation images of every source the run trained on (lesion-disjoint from t
 and the primary source's leak-free test split go through ``edge.classifier.Classifier``
 (the manifest's preprocessing, colour constancy, temperature and this file's threshold),
 with the quality gate and guard left out so every lesion image gets a probability
-(``export/guard_eval.py`` measures those).
+(``research/guard_eval.py`` measures those).
 Reported: ROC AUC, sensitivity and specificity per source; per type the share called
 malignant and the type accuracy; melanoma-vs-nevus AUC.
 
 Example:
-    python export/evaluate_sources.py --model models/model_int8.tflite --run runs/typed
+    python research/evaluate_sources.py --model models/model_int8.tflite --run runs/typed
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from train.data import Sample, load_arrays, readable
-from train.source_eval import split_report as report
+from research.source_eval import split_report as report
 
 
 def artifact_outputs(clf, items) -> tuple[np.ndarray, list]:
@@ -59,7 +59,7 @@ def unseen_report(model: Path, folder: Path) -> dict:
     measured on its validation split (``source_report``). Twins (the same lesion as a
     primary-source training image, processed differently) are left out."""
     from edge.classifier import Classifier
-    from train.sources import load_source
+    from research.multisource import load_source
 
     rep = split_report(Classifier(model), [i for i in load_source(folder) if not i.twin])
     rep["folder"] = Path(folder).name
@@ -70,7 +70,7 @@ def source_report(model: Path, sources: list[str], val_fraction: float = 0.15,
                   seed: int = 0, splits: tuple[str, ...] = ("val", "test")) -> dict:
     """``{"val": ..., "test": ...}`` reports of ``model`` over the run's sources (``splits``)."""
     from edge.classifier import Classifier
-    from train.sources import gather
+    from research.multisource import gather
 
     clf = Classifier(model)
     g = gather(sources, val_fraction, seed)

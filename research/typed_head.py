@@ -1,6 +1,6 @@
 """A lesion-type head with a benign/malignant output, trained on cached activations.
 
-The head is a softmax over HAM10000's seven lesion types (``train.sources.DX_CLASSES``).
+The head is a softmax over HAM10000's seven lesion types (``research.multisource.DX_CLASSES``).
 ``P(malignant)`` is the sum of the malignant types' probabilities, so both outputs always
 agree. A source that knows the type (``dx``) trains the softmax directly; a source that only
 says benign or malignant (the Kaggle set) trains it with a *partial-label* loss: the
@@ -23,7 +23,7 @@ from pathlib import Path  # noqa: F401  (the doctest above uses it)
 
 import numpy as np
 
-from train.sources import DX_CLASSES, MALIGNANT_DX, Item
+from research.multisource import DX_CLASSES, MALIGNANT_DX, Item
 
 MALIGNANT_MASK = np.array([c in MALIGNANT_DX for c in DX_CLASSES], np.float32)
 

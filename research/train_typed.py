@@ -3,18 +3,18 @@
 Research and education tool, not a medical device. Sources: the Kaggle skin-lesions set
 (benign/malignant only), HAM10000-extra (seven lesion types) and the pad-ufes-phone photos
 (six types mapped to HAM10000's), joined with a lesion- and patient-disjoint validation split
-(train/sources.py); every (source, label) group weighs the same in each epoch. MobileNetV2-1.0
-is cut at ``--cut``; its bottom runs once per image and augmented view (train/featcache.py),
-the head and then the top blocks train on that cache (train/cached_train.py), keeping the
+(research/multisource.py); every (source, label) group weighs the same in each epoch. MobileNetV2-1.0
+is cut at ``--cut``; its bottom runs once per image and augmented view (research/featcache.py),
+the head and then the top blocks train on that cache (research/cached_train.py), keeping the
 epoch with the best ``--select`` per-source validation AUC. With more than one modality
-in training (dermoscopic, phone), a modality head is fitted last (train/typed_head.py).
+in training (dermoscopic, phone), a modality head is fitted last (research/typed_head.py).
 
 Examples:
-    python train/train_typed.py --out runs/typed                     # the default sources
-    python train/train_typed.py --image-size 160 --augment acquisition --views 6 --head-views 1 \
+    python research/train_typed.py --out runs/typed                     # the default sources
+    python research/train_typed.py --image-size 160 --augment acquisition --views 6 --head-views 1 \
         --top-epochs 10 --out runs/allsrc-160                          # the shipped recipe
-    python train/train_typed.py --views 6 --top-epochs 8 --color-constancy shades_of_gray --out runs/typed-sog
-    python train/train_typed.py --loso --top-epochs 0 --out runs/typed-loso   # leave-one-group-out check
+    python research/train_typed.py --views 6 --top-epochs 8 --color-constancy shades_of_gray --out runs/typed-sog
+    python research/train_typed.py --loso --top-epochs 0 --out runs/typed-loso   # leave-one-group-out check
 """
 from __future__ import annotations
 
@@ -33,14 +33,14 @@ import numpy as np
 
 from core.digits import down
 from core.helpformat import program
-from train.cached_train import SELECT
-from train.views import RECIPES
+from research.cached_train import SELECT
+from research.views import RECIPES
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=program("train/train_typed.py"),
+    p = argparse.ArgumentParser(prog=program("research/train_typed.py"),
                                 description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--data", nargs="*", default=None,
@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image-size", type=int, default=224,
                    help="input size (the 224 ImageNet weights serve every size)")
     p.add_argument("--augment", default="dermoscope", choices=RECIPES,
-                   help="view recipe of the cached views (train/views.py)")
+                   help="view recipe of the cached views (research/views.py)")
     p.add_argument("--select", default="worst", choices=tuple(SELECT),
                    help="epoch selection: the worst or the mean per-source validation AUC")
     p.add_argument("--head-epochs", type=int, default=40)
@@ -89,13 +89,13 @@ def _modality_head(top, acts: np.ndarray, items: list, seed: int):
     ``None`` when training saw one modality only. (Fitted on the first, un-augmented view
     alone it recognised 55% of the validation phone photos, against 90% with every view:
     docs/experiments.md.)"""
-    from train.sources import MODALITIES
-    from train.typed_head import fit_modality_head
+    from research.multisource import MODALITIES
+    from research.typed_head import fit_modality_head
 
     is_phone = np.array([i.modality == MODALITIES[1] for i in items])
     if is_phone.all() or not is_phone.any():
         return None
-    from train.cached_train import pooled
+    from research.cached_train import pooled
 
     f = pooled(top, acts)
     return fit_modality_head(f.reshape(-1, f.shape[-1]), np.repeat(is_phone, f.shape[1]),
@@ -103,11 +103,11 @@ def _modality_head(top, acts: np.ndarray, items: list, seed: int):
 
 
 def run(args) -> dict:
-    from train.cached_train import pooled, train_head, train_top
-    from train.featcache import BackboneSpec, activations, build_backbone
-    from train.sources import gather
+    from research.cached_train import pooled, train_head, train_top
+    from research.featcache import BackboneSpec, activations, build_backbone
+    from research.multisource import gather
     from train.run import RunDir
-    from train.typed_head import balanced_weights, type_masks
+    from research.typed_head import balanced_weights, type_masks
 
     t0 = time.time()
     g = gather(args.data, args.val_fraction, args.seed)
@@ -119,7 +119,7 @@ def run(args) -> dict:
     base, _, top = build_backbone(spec)
     f_train, f_val = pooled(top, a_train), pooled(top, a_val)[:, 0]
     if args.loso_only:
-        from train.typed_run import loso
+        from research.typed_run import loso
 
         Path(args.out).mkdir(parents=True, exist_ok=True)
         res = loso(g, f_train, f_val, None, args)
@@ -135,13 +135,13 @@ def run(args) -> dict:
         train_top(top, head, a_train, masks, weights, a_val, _val_tuple(g["val"]),
                   args.top_epochs, args.top_lr, args.seed, result=res, select=args.select)
     modality = _modality_head(top, a_train, g["train"], args.seed)
-    from train.typed_run import save_run
+    from research.typed_run import save_run
 
     summary = save_run(Path(args.out), args, g, base, head, res, spec,
                        {"cache_s": t_cache, "total_s": time.time() - t0,
                         "bad_files": bad + bad_v}, modality)
     if args.loso:
-        from train.typed_run import loso
+        from research.typed_run import loso
 
         summary["loso"] = loso(g, f_train, f_val, None, args)
         RunDir(args.out).write_json(RunDir(args.out).loso_json, summary["loso"])

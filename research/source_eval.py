@@ -113,7 +113,7 @@ def split_report(items: list, y: np.ndarray, p: np.ndarray, threshold,
     """One split's report: overall, per source, per acquisition group, per type, mel-vs-nv, and
     per source the operating point its own sensitivity 0.90 would need (``at_sensitivity``).
 
-    ``items`` (``train.sources.Item``) give source, group, ``dx``, modality and Fitzpatrick
+    ``items`` (``research.multisource.Item``) give source, group, ``dx``, modality and Fitzpatrick
     type; ``p`` is the calibrated P(malignant), ``threshold`` one value or one per image (its
     predicted modality's), ``types`` the most likely type per image (``None`` without a type
     output), ``modality`` the predicted modality per image (``None`` without that output).

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from train.data import list_samples, split_train_val
-from train.sources import DX_CLASSES, Item, gather, load_source, split_items
-from train.typed_head import MALIGNANT_MASK, balanced_weights, type_masks
-from train.views import view
+from research.multisource import DX_CLASSES, Item, gather, load_source, split_items
+from research.typed_head import MALIGNANT_MASK, balanced_weights, type_masks
+from research.views import view
 
 
 def _jpg(path: Path, seed: int) -> None:
@@ -100,7 +100,7 @@ def test_views_are_deterministic_and_vary():
 @pytest.mark.slow
 def test_activation_cache_computes_each_image_view_once(tmp_path, monkeypatch):
     pytest.importorskip("tensorflow")
-    from train.featcache import BackboneSpec, activations
+    from research.featcache import BackboneSpec, activations
 
     monkeypatch.setenv("SKINLESION_CACHE", str(tmp_path / "cache"))
     items = []
@@ -181,11 +181,11 @@ def test_acquisition_views_are_deterministic_and_change_size_colour_and_sharpnes
 
 
 def test_guard_eval_measures_each_sources_validation_images(two_sources, phone_source, tmp_path):
-    """export/guard_eval.py on a several-source run: one lesion set per source, its validation
+    """research/guard_eval.py on a several-source run: one lesion set per source, its validation
     images only (neither the model nor the guard was fitted on them)."""
     import json
 
-    from export.guard_eval import lesion_sets
+    from research.guard_eval import lesion_sets
 
     prim, extra = two_sources
     run = tmp_path / "run"

@@ -9,7 +9,7 @@ export's own seed 1) and, when scikit-image is installed, its bundled photos (ea
 in four random crops).
 
 Example:
-    python export/guard_eval.py --export runs/guard-demo/export --run runs/guard-demo \
+    python research/guard_eval.py --export runs/guard-demo/export --run runs/guard-demo \
         --extra ../shared/datasets/ham10000-extra --formats tflite_int8,onnx_int8
 """
 from __future__ import annotations
@@ -63,7 +63,7 @@ def lesion_sets(run: Path, extra: list[Path]) -> dict[str, list[Path]]:
 
     raw = RunDir(run).config()
     if len(raw.get("data_sources") or []) > 1:
-        from train.sources import gather
+        from research.multisource import gather
 
         g = gather(raw["data_sources"], float(raw.get("val_fraction", 0.15)),
                    int(raw.get("seed", 0)))
@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     from export.formats import FORMATS, select_formats
     from export.nonlesions import generate
 
-    p = argparse.ArgumentParser(prog=program("export/guard_eval.py"), description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog=program("research/guard_eval.py"), description=__doc__.split("\n\n")[0])
     p.add_argument("--export", type=Path, required=True, help="export folder")
     p.add_argument("--run", type=Path, required=True, help="training run (config.json)")
     p.add_argument("--extra", type=Path, action="append", default=[],

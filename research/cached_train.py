@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from train.source_eval import per_source
-from train.typed_head import MALIGNANT_MASK, head_layers, partial_label_loss
+from research.source_eval import per_source
+from research.typed_head import MALIGNANT_MASK, head_layers, partial_label_loss
 from core.digits import down
 
 
