@@ -31,7 +31,7 @@ from benchmarks.artifacts import (InputError, default_artifacts_dir, default_ker
                                   load_manifest, pick_images)
 from benchmarks.chart import write_chart
 from benchmarks.markdown import render
-from benchmarks.report import headline_table, load_report, report_dict, write_json
+from benchmarks.latency_report import headline_table, load_report, report_dict, write_json
 from benchmarks.suite import BenchConfig, run_suite
 from core.atomic import atomic_write_text
 from edge.manifest import Manifest

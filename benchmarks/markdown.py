@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from benchmarks import reference_model as ref
-from benchmarks.report import (e2e_table, full_table, headline_table, md_table, num,
+from benchmarks.latency_report import (e2e_table, full_table, headline_table, md_table, num,
                                sort_by_p50)
 
 

@@ -25,7 +25,7 @@ from typing import Any, Callable
 
 from benchmarks import reference_model as ref
 from benchmarks.artifacts import Artifact, accuracy_index, find_artifacts
-from benchmarks.report import E2E_KEYS, make_row
+from benchmarks.latency_report import E2E_KEYS, make_row
 from benchmarks.runner import run_child
 from core.atomic import sha256_file
 from edge.runtimes import BACKENDS, PIP_NAME, TOP_MODULE

@@ -32,7 +32,7 @@ import numpy as np
 
 from benchmarks import machine
 from benchmarks.markdown import _machine_section, render
-from benchmarks.report import (E2E_KEYS, e2e_table, full_table, headline_table, load_report,
+from benchmarks.latency_report import (E2E_KEYS, e2e_table, full_table, headline_table, load_report,
                                make_row, write_json)
 from benchmarks.stats import LatencyStats
 from core.atomic import atomic_write_text, sha256_file

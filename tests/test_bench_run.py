@@ -11,7 +11,7 @@ import pytest
 from benchmarks import latency, suite
 from benchmarks.compare import compare_rows, verdict
 from benchmarks.cost import count_model
-from benchmarks.report import E2E_KEYS, ROW_KEYS
+from benchmarks.latency_report import E2E_KEYS, ROW_KEYS
 from export.formats import FORMATS
 
 TINY_MACS = 32 * 32 * 8 * 27 + 16 * 16 * 16 * 72 + 16  # conv 3->8 @32, conv 8->16 @16, dense 16->1

@@ -8,7 +8,7 @@ import pytest
 
 from benchmarks import machine
 from benchmarks.derive import derive, pi4_estimate
-from benchmarks.report import make_row
+from benchmarks.latency_report import make_row
 from benchmarks.stats import LatencyStats, timed_loop
 from benchmarks.suite import BenchResult
 

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from benchmarks import web
-from benchmarks.report import E2E_KEYS, ROW_KEYS
+from benchmarks.latency_report import E2E_KEYS, ROW_KEYS
 from tests.test_web import MODEL, web_app  # noqa: F401 (the prerequisites check)
 
 pytestmark = pytest.mark.web

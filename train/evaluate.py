@@ -49,8 +49,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     import keras
 
-    from train.evaluation import evaluate_run
-    from train.report import write_report
+    from train.scoring import evaluate_run
+    from train.run_report import write_report
 
     try:
         model = keras.models.load_model(run.model_keras, compile=False)
@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if leak_note(ev.metrics["data"]) and run.load_config().exclude_leaked:
         print(leak_note(ev.metrics["data"]))
-    from train.report import metrics_table
+    from train.run_report import metrics_table
 
     m = ev.metrics
     print(metrics_table(m))

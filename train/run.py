@@ -3,8 +3,10 @@
 A run folder holds ``config.json`` (the ``TrainConfig``), ``model.keras`` (best weights),
 ``history.csv`` and ``curves.png`` (per-epoch curves), ``train_summary.json`` (what training
 measured), ``backup/`` (resume state), and after ``train/evaluate.py`` ``metrics.json`` and
-``report.md``; ``export/convert.py`` writes ``export/`` inside it by default. Only this module
-spells those names. TensorFlow-free (json and the standard library), so export, benchmarks
+``report.md``; ``description.json`` (what the run is: ``train/description.py``) and ``card/``
+(extra measured sections of its model card, one JSON section per file);
+``export/convert.py`` writes ``export/`` inside it by default. Only this module spells those
+names. TensorFlow-free (json and the standard library), so export, benchmarks
 and tests can read a run cheaply.
 
 Example:
@@ -61,6 +63,8 @@ class RunDir:
     best_weights = property(lambda self: self.path / "best.weights.h5")  # during training
     backup_dir = property(lambda self: self.path / "backup")
     export_dir = property(lambda self: self.path / "export")
+    description_json = property(lambda self: self.path / "description.json")  # train/description.py
+    card_dir = property(lambda self: self.path / "card")  # extra model-card sections (*.json)
 
     def has_model(self) -> bool:
         return self.model_keras.is_file()

@@ -1,4 +1,4 @@
-"""Evaluation logic: predictions, calibration, operating threshold, metrics with CIs.
+"""Scoring a binary run (``train/evaluate.py``): predictions, calibration, threshold, CIs.
 
 The threshold and temperature are fitted on the validation split (the same seeded,
 lesion-aware split as training) and applied once to the test split. The headline test
