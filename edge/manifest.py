@@ -137,7 +137,7 @@ class QualityGate:
     population variance, divided by the count) < ``min_sharpness``. ``enabled=False`` (or
     ``--no-guard``) skips every check. ``edge/quality.py`` implements this; export writes the
     thresholds fitted for the model's input size (``research/quality_fit.py``). Manifests from
-    before schema 3 have no gate: the runner then checks nothing.
+    before schema 3 have no gate: the runner applies ``edge.quality.gate_for_size``.
     """
 
     enabled: bool = True

@@ -98,6 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "dermoscope ring or corners (edge.preprocess.fill_dark_border); default: "
                         "the run's (none)")
     p.add_argument("--seed", type=int, default=0, help="seed for drawing calibration images")
+    p.add_argument("--report-only", type=Path, default=None, metavar="FOLDER",
+                   help="write FOLDER/export_report.md again from its export_report.json (after "
+                        "a change of how reports print; nothing is measured again) and stop")
     p.add_argument("--labels", default=None, metavar="A,B,...",
                    help="your own model: one class name per output, in order (a softmax); two "
                         "names for one sigmoid output (it gives P(second name)); --data must hold "
@@ -214,6 +217,11 @@ def run(args, argv: list[str] | None = None) -> int:
     from export.report import REPORT_MD, format_table
     from export.validate import output_width
 
+    if args.report_only is not None:
+        from export.report import rerender
+
+        print(f"wrote {rerender(args.report_only)}")
+        return EXIT_OK
     if args.calibration_count < 0 or args.min_calibration < 0:
         raise ExportError("--calibration-count and --min-calibration must be >= 0")
     formats = select_formats(args.formats)

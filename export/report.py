@@ -2,7 +2,7 @@
 
 Both files are written atomically beside the artifacts. The Markdown is a view of the JSON
 (``report_markdown(dict)``); ``format_table`` is what the CLI prints. Scores print cut, never
-rounded up (``core.digits``); ``python -m export.report models`` re-renders the Markdown of an
+rounded up (``core.digits``); ``python export/convert.py --report-only models`` re-renders the Markdown of an
 export folder from its JSON.
 
 Example:
@@ -190,18 +190,5 @@ def rerender(out_dir: Path) -> Path:
     try:
         d = json.loads(src.read_text())
     except (OSError, ValueError) as e:
-        raise SystemExit(f"error: {src}: {first_line(e)}; pass the folder convert.py wrote")
+        raise ValueError(f"{src}: {first_line(e)}; pass the folder convert.py wrote") from None
     return atomic_write_text(Path(out_dir) / REPORT_MD, report_markdown(d))
-
-
-def main(argv: list[str] | None = None) -> int:
-    import argparse
-
-    ap = argparse.ArgumentParser(prog="python -m export.report", description=rerender.__doc__)
-    ap.add_argument("folder", type=Path, help="an export folder with export_report.json")
-    print(f"wrote {rerender(ap.parse_args(argv).folder)}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
