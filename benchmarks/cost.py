@@ -13,7 +13,7 @@ The peak is the best of repeated float32 ``n x n`` numpy matmuls (n = 512, 1024,
 before numpy loaded.
 
 Example:
-    >>> c = count_tflite("models/model_int8.tflite")  # the shipped two-network ensemble
+    >>> c = count_tflite("models/model_int8.tflite")  # the shipped MobileNetV2 model
     >>> c.macs > c.params > 0
     True
     >>> c = count_tflite("reference/model_fp32.tflite")  # MobileNetV2-1.0, 224  # doctest: +SKIP

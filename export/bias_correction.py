@@ -9,8 +9,10 @@ simulates the converter's rounding (BN folded, symmetric per-output-channel int8
 max|w|/127), measures ``E[conv(x, dW)]`` per channel on calibration images, and adds it to the
 BN moving mean, so the quantized layer's output mean matches the float one. Only the copy
 handed to int8 quantizers changes; the float model and float exports are untouched. Nested
-models at any depth are corrected too (an ensemble from ``train/ensemble.py``, or a backbone
-inside a Sequential model).
+models at any depth are corrected too (the MobileNetV2 backbone nested as one layer of the
+Sequential ``train/models.py`` builds or of the functional ``research/typed_head.py`` model).
+Only public Keras graph access: a nested model's own ``.input`` is the Input of its inner graph,
+so the outer tensor that feeds it is found by re-tracing the outer graph (``_feed_of``).
 
 Example:
     >>> q_model = bias_corrected(model, x_cal_uint8[:64])   # doctest: +SKIP
@@ -26,6 +28,27 @@ def _is_sequential(model) -> bool:
     return isinstance(model, keras.Sequential)
 
 
+def _feed_of(model, stop):
+    """``(input, tensor feeding stop)`` in a re-traced copy of functional ``model``'s graph.
+
+    ``keras.models.clone_model`` with the layers themselves as their clones (shared weights)
+    calls every layer again in graph order; ``call_function`` sees the arguments ``stop`` (a
+    layer of ``model``, first call) is called with.
+    """
+    import keras
+
+    fed = []
+
+    def call(layer, *args, **kwargs):
+        if layer is stop and not fed:
+            fed.append(args[0])
+        return layer(*args, **kwargs)
+
+    view = keras.models.clone_model(model, clone_function=lambda layer: layer,
+                                    call_function=call)
+    return view.inputs[0], fed[0]
+
+
 def _prefix(model, stop, feed):
     """Function from the outermost input to the input of ``stop``, a layer of ``model``."""
     import keras
@@ -39,13 +62,10 @@ def _prefix(model, stop, feed):
                 h = layer(h, training=False)
             return h
         return run
-    # the tensor feeding ``stop`` in *this* graph (a nested model also has its own graph's nodes)
-    nodes = [n for ns in getattr(model, "_nodes_by_depth", {}).values() for n in ns]
-    node = next((n for n in nodes if n.operation is stop), None)
-    tensor = node.input_tensors[0] if node is not None else stop.input
-    if tensor is model.inputs[0]:
+    inp, tensor = _feed_of(model, stop)
+    if tensor is inp:
         return feed
-    pre = keras.Model(model.inputs[0], tensor)
+    pre = keras.Model(inp, tensor)
     return lambda x: pre(x if feed is None else feed(x), training=False)
 
 
@@ -123,7 +143,7 @@ def bias_corrected(model, images: np.ndarray, batch: int = 8):
 
 def _fresh_copy(model):
     """``model`` saved and loaded again: clone_model() and config round trips leave nested
-    Sequential members (ensembles) with layer graphs that no longer link conv -> BN."""
+    Sequential models with layer graphs that no longer link conv -> BN."""
     import tempfile
     from pathlib import Path
 

@@ -1,7 +1,8 @@
 """The out-of-distribution guard: fitted at export, carried in the artifact as its last output.
 
-Method (``METHOD``): a Gaussian fitted to the penultimate features (the input of each head's
-final Dense layer; an ensemble's members' features concatenated) of the training images,
+Method (``METHOD``): a Gaussian fitted to the penultimate features (the output of the layer
+named ``features`` where the model has one, else the input of its final Dense layer) of the
+training images,
 with a Ledoit-Wolf shrunk covariance, PCA-whitened to its ``k`` directions of SMALLEST variance
 (the minor components: lesion features barely move along them, anything else does; the top
 components, which carry the lesion-to-lesion variation, rejected almost nothing). The distance
@@ -21,8 +22,8 @@ rejected 54% of generated and 83% of real scikit-image photo crops; with the dis
 
 int8: the covariance gets a noise floor and the operating point is chosen on validation
 features with simulated int8 noise (``NOISE_FLOOR``, measured on full-int8 MobileNetV2-0.35),
-so minor directions that lesions never move along (dead or duplicated features, e.g. an
-ensemble's correlated members) cannot turn quantization noise into "not a lesion".
+so minor directions that lesions never move along (dead or duplicated features) cannot turn
+quantization noise into "not a lesion".
 
 Why L1, clipped, piecewise linear: it survives full int8 quantization without seeing a single
 non-lesion image in calibration. ``relu6(+z)`` and ``relu6(-z)`` are two fused-ReLU6 dense
@@ -52,11 +53,13 @@ DEFAULT_K = 128  # k = 32..128 measured alike (module docstring); 128 rejected m
 LDA_REG = 0.1  # extra ridge on the discriminant's covariance (share of its mean variance)
 # int8 noise floor added to the Gaussian's covariance (share of its mean variance): full-int8
 # MobileNetV2-0.35 moved its pooled features by a variance of 2.8% of theirs (measured,
-# 200 validation images); without the floor, near-degenerate minor directions (the correlated
-# features of an ensemble's members) amplify that noise and int8 rejected every lesion.
+# 200 validation images); without the floor, near-degenerate minor directions (correlated or
+# dead features) amplify that noise and int8 rejected every lesion.
 NOISE_FLOOR = 0.03
 GUARD_PREFIX = "guard_"  # layer names; ONNX/TFLite op names carry them
-FEATURES_LAYER = "features"  # a model's named penultimate representation, where it has one
+# The toolkit's contract: a layer with this name outputs the penultimate representation
+# (research/typed_head.py's ``features``); models without it use the final Dense's input.
+FEATURES_LAYER = "features"
 
 
 @dataclass
@@ -198,56 +201,26 @@ def fit_guard(train_feats: np.ndarray, val_feats: np.ndarray, k: int = DEFAULT_K
 
 # ---- Keras graph ----------------------------------------------------------------------------
 
-def _head_parts(head):
-    """(output tensor, features tensor) of one head in its own graph: the layer named
-    ``features`` where the model has one (lesion-type models, ``research/typed_head.py``,
-    ``train/probe_run.py``), else the final Dense's input."""
+def outputs_and_features(model):
+    """(input, output tensor, penultimate features tensor) of ``model``.
+
+    The features are the output of the layer named ``FEATURES_LAYER`` (``features``): the
+    toolkit's own contract for "the penultimate representation" (the lesion-type model of
+    ``research/typed_head.py`` names it so). A model without that layer must end in a Dense
+    layer, and its input is taken.
+    """
     import keras
 
     try:
-        return head.outputs[0], head.get_layer(FEATURES_LAYER).output
+        return model.inputs[0], model.outputs[0], model.get_layer(FEATURES_LAYER).output
     except ValueError:
         pass
-    last = head.layers[-1]
+    last = model.layers[-1]
     if not isinstance(last, keras.layers.Dense):
-        raise ValueError(f"{head.name}: the last layer is {type(last).__name__}, not the Dense "
-                         "head the guard reads its features from")
-    return head.outputs[0], last.input
-
-
-def outputs_and_features(model):
-    """(input, output tensor, concatenated penultimate features) over ``model``'s heads.
-
-    An ensemble (``train/ensembling.py``) or a mix of runs (``train/combine_typed.py``:
-    members joined by a ``joined`` Concatenate and a fixed ``outputs`` Dense) is rewired: each
-    member is called once through a view returning (output, features), nested ensembles
-    included, and the mean or the mix is taken again with the model's own layers.
-    """
-    import keras
-    from keras import layers
-
-    from train.ensembling import members_of
-
-    members = [m for m, _ in members_of(model)]
-    if not members:
-        out, feats = _head_parts(model)
-        return model.inputs[0], out, feats
-    probs, feats = [], []
-    nodes = [n for ns in model._nodes_by_depth.values() for n in ns]
-    for m in members:
-        node = next(n for n in nodes if n.operation is m)
-        _, m_out, m_feats = outputs_and_features(m)
-        view = keras.Model(m.inputs, [m_out, m_feats], name=f"{GUARD_PREFIX}{m.name}")
-        p, f = view(node.input_tensors[0])
-        probs.append(p)
-        feats.append(f)
-    names = {layer.name for layer in model.layers}
-    if {"joined", "outputs"} <= names:
-        out = model.get_layer("outputs")(model.get_layer("joined")(probs))
-    else:
-        out = layers.Average(name="malignant_mean")(probs) if len(probs) > 1 else probs[0]
-    feats = layers.Concatenate(name=f"{GUARD_PREFIX}features")(feats) if len(feats) > 1 else feats[0]
-    return model.inputs[0], out, feats
+        raise ValueError(f"{model.name}: no layer named {FEATURES_LAYER!r} and the last layer is "
+                         f"{type(last).__name__}, not the Dense head the guard reads its "
+                         "features from")
+    return model.inputs[0], model.outputs[0], last.input
 
 
 def feature_model(model):

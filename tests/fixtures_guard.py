@@ -37,6 +37,29 @@ def fitted(images: np.ndarray, size: int) -> np.ndarray:
     return np.stack([fit_to_input(i, size, size) for i in images])
 
 
+def shipped_shape(tiny, name: str = "typed_tiny"):
+    """``tiny`` (``train_tiny_model``'s Sequential CNN) rebuilt in the shipped model's shape,
+    same weights and outputs: a functional model whose scaling layer feeds the convolutional
+    part nested as ONE layer (a functional model named ``backbone``, as MobileNetV2 is in
+    ``research/typed_head.py``), then a layer named ``features`` and the Dense head."""
+    import keras
+
+    clones = [layer.__class__.from_config(layer.get_config()) for layer in tiny.layers]
+    scale, *body, head = clones
+    size = int(tiny.input_shape[1])
+    b_in = keras.Input((size, size, 3), name="backbone_input")
+    h = b_in
+    for layer in body:
+        h = layer(h)
+    backbone = keras.Model(b_in, h, name="backbone")
+    inp = keras.Input((size, size, 3), name="image")
+    feats = keras.layers.Identity(name="features")(backbone(scale(inp)))
+    model = keras.Model(inp, head(feats), name=name)
+    for new, old in zip(clones, tiny.layers):
+        new.set_weights(old.get_weights())
+    return model
+
+
 def photo(name: str) -> np.ndarray:
     """A scikit-image bundled photo as RGB uint8 (grey and RGBA converted)."""
     import skimage.data

@@ -3,6 +3,7 @@ import csv
 import json
 
 import keras
+import numpy as np
 import pytest
 
 from train import evaluate as evaluate_cli
@@ -150,3 +151,39 @@ def test_help_does_not_import_tensorflow():
     out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True,
                          timeout=120)
     assert "--schedule" in out.stdout and "heavy: []" in out.stdout, out.stderr[-500:]
+
+
+SPLIT_FAST = ["--epochs", "2", "--batch-size", "16", "--patience", "3", "--val-fraction", "0.25", "-q"]
+
+
+def test_split_seed_lets_seed_variants_share_validation(synthetic_dataset, tmp_path):
+    from train.config import TrainConfig
+    from train.data import list_samples, split_train_val
+
+    runs = {}
+    for seed in (0, 1):
+        runs[seed] = tmp_path / f"m32_seed{seed}"
+        rc = train_cli.main(["--data", str(synthetic_dataset), "--model", "seed_cnn", "--image-size",
+                             "32", "--seed", str(seed), "--split-seed", "0", "--out",
+                             str(runs[seed]), *SPLIT_FAST])
+        assert rc == 0
+    a = TrainConfig.load(runs[0] / "config.json")
+    b = TrainConfig.load(runs[1] / "config.json")
+    assert (a.seed, b.seed) == (0, 1) and a.val_seed == b.val_seed == 0
+    samples = list_samples(synthetic_dataset, "train")
+    assert split_train_val(samples, 0.25, b.val_seed) == split_train_val(samples, 0.25, a.val_seed)
+    w_a = keras.models.load_model(runs[0] / "model.keras").get_weights()[1]
+    w_b = keras.models.load_model(runs[1] / "model.keras").get_weights()[1]
+    assert not np.allclose(w_a, w_b)  # a different initialisation: the seed still counts
+
+
+def test_a_config_of_the_deleted_teacher_and_ensemble_runs_still_loads(tmp_path):
+    """Run folders written before distillation and train/ensemble.py were deleted keep loading."""
+    from train.config import TrainConfig
+
+    old = {"model": "ensemble", "image_size": 48, "teacher": "runs/t", "distill_weight": 0.25,
+           "teacher_extra": True, "members": ["runs/a", "runs/b"], "seed": 3}
+    (tmp_path / "config.json").write_text(json.dumps(old))
+    cfg = TrainConfig.load(tmp_path / "config.json")
+    assert (cfg.model, cfg.image_size, cfg.seed) == ("ensemble", 48, 3)
+    assert not hasattr(cfg, "teacher") and not hasattr(cfg, "members")

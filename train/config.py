@@ -37,7 +37,7 @@ class TrainConfig:
     val_fraction: float = 0.15
     exclude_leaked: bool = True
     seed: int = 0  # weights, shuffling, augmentation (and the split unless split_seed >= 0)
-    split_seed: int = -1  # validation split; -1: use seed. Runs of one ensemble share it
+    split_seed: int = -1  # validation split; -1: use seed. Runs compared on one split share it
     deterministic: bool = True
     strategy: str = "default"
     out: str = ""

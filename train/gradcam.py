@@ -13,7 +13,6 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from edge.preprocess import fit_to_input
 from train.models import BACKBONE_NAME
 
 
@@ -37,21 +36,9 @@ def _forward(model, x, tape):
 
 
 def gradcam(model, images: np.ndarray) -> np.ndarray:
-    """Heatmaps in [0, 1], one per image, resized to the image size.
-
-    For an ensemble (``train/ensembling.py``), the mean of its members' maps, each member
-    seeing the image at its own input size.
-    """
+    """Heatmaps in [0, 1], one per image (``images``: uint8 at the model's input size),
+    resized to the image size."""
     import tensorflow as tf
-
-    from train.ensembling import members_of
-
-    members = members_of(model)
-    if members:
-        maps = [gradcam(m, np.stack([fit_to_input(im, s, s) for im in images]))
-                for m, s in members]
-        return np.mean([np.stack([cv2.resize(c, images.shape[2:0:-1]) for c in mm])
-                        for mm in maps], axis=0)
 
     x = tf.convert_to_tensor(images.astype("float32"))
     with tf.GradientTape() as tape:
