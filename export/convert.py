@@ -297,7 +297,7 @@ def _how_made(argv: list[str] | None, cal) -> dict:
 def _guard_data(args, run_dir: Path, data_dir, size: int, info=None):
     """The guard's fitting images (the run's split, corrected as the runner will), or None
     with a warning."""
-    from export.guard_export import load_guard_data
+    from export.guard_attach import load_guard_data
     from train.run import RunDir
 
     if args.no_guard:

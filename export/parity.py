@@ -30,7 +30,7 @@ from edge.classifier import Classifier
 from edge.manifest import Manifest
 from edge.preprocess import model_pixels
 from export.formats import Format, Tolerance
-from export.guard_export import MIN_GUARD_AGREEMENT, guard_agreement
+from export.guard_attach import MIN_GUARD_AGREEMENT, guard_agreement
 from core.metrics import apply_temperature, binary_metrics
 from core.digits import down, pct
 
@@ -58,7 +58,7 @@ class ParityResult:
     guard_max_abs_diff: float = float("nan")
     guard_test_pass: float = float("nan")  # this file's guard pass rate on the test lesions
     guard_nonlesion_reject: float = float("nan")  # and rejection rate on non-lesion images
-    guard_min_agreement: float = float("nan")  # export/guard_export.py MIN_GUARD_AGREEMENT
+    guard_min_agreement: float = float("nan")  # export/guard_attach.py MIN_GUARD_AGREEMENT
     tolerance: dict = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
 

@@ -38,7 +38,7 @@ from edge.runtimes import open_runtime
 from export.context import ExportContext, ExportError
 from export.embed import embed_bytes, embeddable
 from export.formats import FORMATS, Format, Tolerance, select_formats
-from export.guard_export import GuardData, attach_guard
+from export.guard_attach import GuardData, attach_guard
 from export.parity import ParityResult, check_artifact, keras_outputs, keras_probabilities
 from export.report import REPORT_JSON, REPORT_MD, write_reports
 from export.threshold import ArtifactThreshold, OperatingRule, artifact_threshold, choose
@@ -112,7 +112,7 @@ def export_model(model_or_path, out_dir: str | Path, formats: str | Iterable[str
     Parity runs when ``test_images``/``test_labels`` are given. With ``operating`` (validation
     images and the threshold rule), every artifact gets its own threshold in the manifest;
     without it, all use the manifest's (the float model's) threshold. With ``guard``
-    (``export/guard_export.py``), the out-of-distribution score is fitted and appended to the
+    (``export/guard_attach.py``), the out-of-distribution score is fitted and appended to the
     output vector of every artifact. Every manifest gets the quality gate: ``quality``, or
     by default the one fitted for its input size (``research/quality_fit.py``). ``report_extra``
     goes into ``export_report.json`` as it is (how the export was made).

@@ -79,7 +79,7 @@ def guarded_export_results(tmp_path_factory, tiny_model_path):
     import keras
 
     from edge.manifest import Manifest
-    from export.guard_export import GuardData, nonlesion_set
+    from export.guard_attach import GuardData, nonlesion_set
     from export.pipeline import export_model
     from tests.fixtures_export import TINY_CALIBRATION
 

@@ -236,7 +236,7 @@ def test_a_nested_backbone_model_s_guard_survives_int8(tiny_model_path, tmp_path
     decisions."""
     import keras
 
-    from export.guard_export import GuardData, nonlesion_set
+    from export.guard_attach import GuardData, nonlesion_set
     from export.pipeline import export_model
 
     model = shipped_shape(keras.saving.load_model(tiny_model_path, compile=False))
