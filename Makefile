@@ -105,9 +105,10 @@ train-shipped: $(SHIP_RUN)/model.keras
 shipped: train-shipped $(SHIP_LOSO)
 	$(BIN)/python export/convert.py --run $(SHIP_RUN) --out models $(SHIP_EXPORT_FLAGS) $(DATA_FLAG)
 	$(BIN)/python benchmarks/latency.py --artifacts models --out $(SHIP_RUN)/bench-models --compare none
-	$(BIN)/python export/model_card.py --run $(SHIP_RUN) --models models \
-		--bench $(SHIP_RUN)/bench-models/report.json $(DATA_FLAG) --loso \
+	$(BIN)/python research/describe.py --run $(SHIP_RUN) --models models $(DATA_FLAG) --loso \
 		"lesion-type head (1 view, head only)=$(SHIP_LOSO)"
+	$(BIN)/python export/card.py --run $(SHIP_RUN) --models models \
+		--bench $(SHIP_RUN)/bench-models/report.json $(DATA_FLAG)
 	$(BIN)/python -m pytest -q tests/test_shipped_model.py
 
 golden: $(STAMP)  ## re-record tests/golden/shipped_predictions.json (after an intended re-ship)

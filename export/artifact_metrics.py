@@ -2,7 +2,7 @@
 
 Needs no TensorFlow and no training run: the manifest beside (or inside) the model gives the
 preprocessing, threshold and temperature. ``export/evaluate_artifact.py`` prints them;
-``export/model_card.py`` puts them in MODEL_CARD.md.
+``export/card.py`` puts them in MODEL_CARD.md.
 
 Example:
     >>> m = artifact_metrics(Path("models/model_int8.tflite"), Path("data"))  # doctest: +SKIP

@@ -4,7 +4,9 @@
 predicts validation and test images with it (through the same ``fit_to_input`` path the
 runner uses), fits temperature and the operating threshold on validation (all sources), and
 writes ``model.keras``, ``config.json``, ``history.csv``, ``metrics.json``,
-``predictions.npz`` and ``report.md``. ``loso`` is the leave-one-acquisition-group-out check.
+``predictions.npz``, ``report.md`` and ``description.json`` (``describe``: what the run is, in
+the schema of ``train/description.py``, from the run folder's own files, so it also describes a
+run trained before it existed). ``loso`` is the leave-one-acquisition-group-out check.
 
 Example:
     >>> sorted(threshold_fields(np.array([0, 1, 1, 0]), np.array([.2, .9, .7, .1])))[:3]
@@ -24,6 +26,7 @@ from core import metrics as M
 from core.digits import down, pct
 from edge.manifest import trained_on
 from train.data import list_samples
+from train.description import RunDescription
 from train.run import RunDir
 from research.source_eval import split_report, table
 from research.multisource import DX_CLASSES, DX_NAMES, MALIGNANT_DX
@@ -126,6 +129,7 @@ def save_run(out: Path, args, g: dict, base, head, res, spec, extra: dict,
                     "seconds": {**res.seconds,
                                 **{k: v for k, v in extra.items() if k != "bad_files"}}})
     RunDir(out).write_json(RunDir(out).metrics_json, metrics)
+    describe(out).write(out)  # what the run is, for its model card (export/card.py)
     return metrics
 
 
@@ -260,3 +264,136 @@ def loso(g: dict, f_train: np.ndarray, f_val: np.ndarray, f_test: np.ndarray, ar
 
 def _p(head, feats: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return head[1](head[0](feats, training=False)).numpy() @ mask
+
+
+# The known source folders in words; the first source of a run is the Kaggle-style primary set.
+PRIMARY_TEXT = ('Kaggle "Skin Cancer: Malignant vs. Benign" (ISIC Archive; benign/malignant '
+                'only, melanoma vs. nevus in practice)')
+SOURCE_TEXT = {
+    "ham10000-extra": "HAM10000 (`ham10000-extra`: one image per lesion, seven types, four Vienna "
+                      "and Queensland acquisition groups)",
+    "pad-ufes-phone": "PAD-UFES-20 smartphone photos (`pad-ufes-phone`: six types mapped to the "
+                      "nearest HAM10000 type, several photos per lesion, split by patient)"}
+
+
+def describe(run_dir: Path) -> RunDescription:
+    """The run's description (``RUN/description.json``) from its ``config.json``,
+    ``metrics.json`` and ``split.csv``: sources, model, views, training, threshold, limits."""
+    run = RunDir(run_dir)
+    cfg, met = run.config(), run.metrics()
+    counts = _source_counts(run, cfg)
+    phone = bool(cfg.get("modalities")) or "pad-ufes-phone" in counts
+    return RunDescription(
+        "skin-lesion classifier (benign vs. malignant)", _model_text(cfg, met),
+        _data_text(cfg, met, counts), _views_text(cfg), _training_text(cfg, met),
+        "Missing a cancer costs more than a false alarm, so the "
+        + ("thresholds favour" if cfg.get("modalities") else "threshold favours") + " sensitivity.",
+        _limits_text(len(counts) > 1, phone), _reproduce_text(run, cfg))
+
+
+def _source_counts(run: RunDir, cfg: dict) -> dict[str, int]:
+    """Training images per source (validation included) from ``split.csv``, in the run's
+    source order; ``{}`` for a run folder without it."""
+    from train.split_file import read_split
+
+    if not run.split_csv.is_file():
+        return {}
+    split = read_split(run.split_csv)
+    found = [r.source for k in ("train", "val") for r in split[k]]
+    order = [Path(d).name for d in cfg.get("data_sources", [])]
+    return {s: found.count(s) for s in order + sorted(set(found) - set(order)) if s in found}
+
+
+def _model_text(cfg: dict, met: dict) -> str:
+    size, b = cfg["image_size"], cfg.get("backbone", {})
+    return (f"Lesion-type head on ImageNet MobileNetV2 (alpha {cfg.get('alpha', 1.0):g}) at "
+            f"{size}x{size}, cut at `{b.get('cut', '?')}`"
+            + (", then a modality head (dermoscopic or phone photo)" if cfg.get("modalities")
+               else "") + f"; {cfg.get('params', 0):,} parameters. P(malignant) is the sum of "
+            f"the malignant types' probabilities ({', '.join(cfg.get('malignant_classes', []))}).")
+
+
+def _views_text(cfg: dict) -> str:
+    from research.views import RECIPE_TEXT
+
+    recipe = cfg.get("augment", "dermoscope")
+    return (f"{cfg.get('views', '?')} views per training image, their backbone activations "
+            f"cached once: view 0 the image itself, the others `{recipe}`-augmented "
+            f"(research/views.py: {RECIPE_TEXT.get(recipe, recipe)}).")
+
+
+def _training_text(cfg: dict, met: dict) -> list[str]:
+    # a run written before write_run scored it keeps its best epoch's score
+    score = met.get("val_mean_source_auc", met.get("best_val_mean_auc", float("nan")))
+    worst = (f", worst source {down(met['val_worst_source_auc'])} (the selection rule)"
+             if cfg.get("select") == "worst" and "val_worst_source_auc" in met else "")
+    head_on = "the images themselves" if cfg.get("head_views") == 1 else "every view"
+    return [f"`python research/train_typed.py`: {cfg.get('head_epochs', '?')} head epochs on "
+            f"{head_on} and {cfg.get('top_epochs', '?')} top-block epochs (lr "
+            f"{cfg.get('top_lr', 0):g}) on every view, seed {cfg.get('seed', 0)}; every (source, "
+            "label) group weighs the same; the epoch kept by the "
+            f"{cfg.get('select', 'mean')} per-source validation AUC"
+            + ("; the modality head fitted last" if cfg.get("modalities") else "") + ".",
+            f"Mean per-source validation AUC {down(score)}{worst}."]
+
+
+def _data_text(cfg: dict, met: dict, counts: dict[str, int]) -> list[str]:
+    """What the run trained on: sources, images per source, how validation and test were drawn."""
+    names = [Path(d).name for d in cfg.get("data_sources", [])] or list(counts)
+    texts = [PRIMARY_TEXT if i == 0 else SOURCE_TEXT.get(n, f"`{n}`") for i, n in enumerate(names)]
+    sources = ", ".join(texts[:-1]) + " and " + texts[-1] if len(texts) > 1 else "".join(texts)
+    size = cfg["image_size"]
+    per = ", ".join(f"{k} {v:,}" for k, v in counts.items())
+    val = ", ".join(f"{k} {r['n']}" for k, r in met["val_report"]["per_source"].items())
+    return [f"{trained_on(cfg['data_sources'])}.",
+            f"Sources: {sources}" + (f", training images per source (validation included): "
+                                     f"{per}" if per else "")
+            + f"; the model takes them at {size}x{size}. Validation ({met['n_val']} images: "
+            f"{val}) is drawn per source, label and type, whole lesions (phone photos: whole "
+            "patients) at a time, and the model never trained on it. Test: "
+            f"{met['n_test']} Kaggle test images after removing "
+            f"{met['n_test_full'] - met['n_test']} that duplicate training images"
+            + (" (the other sources have no test split here; their numbers below are "
+               "validation)." if len(names) > 1 else ".")]
+
+
+def _limits_text(several: bool, phone: bool) -> list[str]:
+    confounded = ["The sources are confounded with the label: nearly all melanomas come from "
+                  "the Kaggle set and nearly all other types from HAM10000, and the two differ "
+                  "in framing and processing. Read the per-source numbers below, not a pooled "
+                  "AUC."] if several else []
+    modality = ("Phone photos come from one Brazilian clinic's smartphones (most copies already "
+                "resized to 300x300): other phones, lighting, distances and webcams are "
+                "untested. A Pi camera or browser camera frame without a dermoscope is a "
+                "phone-photo-like input; the modality output picks its threshold." if phone else
+                "Images are dermoscopic (contact/polarised magnifier), not phone or webcam "
+                "photos; camera frames are out of distribution.")
+    return [*confounded,
+            "Skin-tone distribution is not recorded and is probably mostly light skin; models "
+            "trained on such data lose much on dark skin (Daneshjou et al. 2022: AUC 0.72 on "
+            "Fitzpatrick I-II vs 0.57 on V-VI). Do not assume this model works on dark skin.",
+            modality]
+
+
+def _reproduce_text(run: RunDir, cfg: dict) -> list[str]:
+    """The recipe's commands (the export folder is the Makefile's ``models``)."""
+    flags = [f"--image-size {cfg['image_size']}", f"--augment {cfg.get('augment', 'dermoscope')}",
+             f"--views {cfg.get('views', 6)}", f"--head-views {cfg.get('head_views', 0)}",
+             f"--head-epochs {cfg.get('head_epochs', 40)}",
+             f"--top-epochs {cfg.get('top_epochs', 8)}"]
+    flags += [f"--top-lr {cfg['top_lr']:g}"] if cfg.get("top_lr", 1e-4) != 1e-4 else []
+    cut = cfg.get("backbone", {}).get("cut", "block_12_add")
+    flags += [f"--cut {cut}"] if cut != "block_12_add" else []
+    flags += ([f"--color-constancy {cfg['color_constancy']}"]
+              if cfg.get("color_constancy", "none") != "none" else [])
+    flags += [f"--select {cfg['select']}"] if cfg.get("select", "worst") != "worst" else []
+    flags += [f"--seed {cfg['seed']}"] if cfg.get("seed", 0) else []
+    names = " ".join(Path(d).name for d in cfg.get("data_sources", []))
+    return ["make shipped   # the shipped recipe end to end: train (if needed), leave-one-group-"
+            "out, export to models/, benchmark, this card",
+            f"python research/train_typed.py {' '.join(flags)} --out {run}   # sources: {names}",
+            f"python research/evaluate_sources.py --model models/model_int8.tflite --run {run}"
+            "   # per source (after the export below)",
+            f"python research/describe.py --run {run} --models models   # after the export: the "
+            "measured sections (RUN/card/); + --loso LABEL=FILE ... in the Makefile's shipped "
+            "target"]

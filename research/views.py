@@ -34,6 +34,15 @@ def _rng(key: str, k: int, seed: int) -> np.random.Generator:
 
 
 RECIPES = ("dermoscope", "acquisition")
+RECIPE_TEXT = {  # each recipe in words (a run's description: research/typed_run.py describe)
+    "dermoscope": "flips, 90-degree turns, a small rotation, zoom crop and aspect 0.75..1.33, a "
+                  "dermoscope ring, white balance and hue, brightness/contrast, blur and JPEG "
+                  "re-compression",
+    "acquisition": "the dermoscope recipe widened to what separates a phone photo or another "
+                   "clinic's dermoscope: lesion size in the frame (zoom in 1.0..1.8 or out to "
+                   "0.55), stronger white balance and exposure, defocus or motion blur, JPEG "
+                   "quality 20..95, a dermoscope ring on a quarter of the views",
+}
 
 
 def view(rgb: np.ndarray, k: int, seed: int = 0, key: str = "",

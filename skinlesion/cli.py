@@ -38,7 +38,7 @@ COMMANDS = {
                      "latency, size and accuracy per format, runtime and thread count"),
     "app": Command("export.webapp", "export/webapp.py", "edge",
                    "build or serve the offline browser app around an exported model"),
-    "card": Command("export.model_card", "export/model_card.py", "train,export,bench",
+    "card": Command("export.card", "export/card.py", "train,export,bench",
                     "write the model card of a run and its exported files"),
 }
 EXIT_USAGE = 2

@@ -193,10 +193,48 @@ def test_train_typed_cli_end_to_end(tmp_path, monkeypatch):
                          "16", "--no-guard", "--tolerance", "all.min_agreement=0"]) == 0
     man = json.loads((run.export_dir / "manifest.json").read_text())
     assert man["run_id"] == "run" and man["classes"] == list(DX_CLASSES)
+    _describe_and_card(run, tmp_path)
     run.split_csv.unlink()  # a several-source run without its split: a one-line error, exit 2
     assert convert.main(["--run", str(out), "--formats", "tflite_int8", "--no-guard"]) == 2
     assert train_typed.main(args + ["--loso-only"]) == 0
     assert set(json.loads(run.loso_json.read_text())) == {"a", "b"}
+
+
+def _describe_and_card(run, tmp_path) -> None:
+    """The recipe's run describes itself (save_run), research/describe.py adds its measured
+    sections to RUN/card/, and export/card.py renders both without knowing the recipe."""
+    import json
+
+    from export import card
+    from research import describe
+    from research.typed_run import describe as describe_run
+    from train.description import RunDescription
+
+    d = RunDescription.read(run)
+    assert d == describe_run(run.path)  # the same from the run folder's files alone
+    assert "skin-lesions" in d.data[1] and "extra" in d.data[1]
+    run.description_json.unlink()  # a run trained before save_run wrote it
+    loso = tmp_path / "loso.json"
+    loso.write_text(json.dumps({"a": {"n": 10, "n_malignant": 3, "auc_held_out": 0.7}}))
+    assert describe.main(["--run", str(run.path), "--models", str(run.export_dir),
+                          "--loso", f"head={loso}"]) == 0
+    assert RunDescription.read(run) == d
+    assert sorted(p.name for p in run.card_dir.glob("*.json")) == [
+        "10-bar.json", "20-sources.json", "30-loso.json", "40-shifts.json"]
+    md = tmp_path / "MODEL_CARD.md"
+    assert card.main(["--run", str(run.path), "--models", str(run.export_dir),
+                      "--out", str(md)]) == 0
+    text = md.read_text()
+    heads = [ln.split(" (")[0] for ln in text.splitlines() if ln.startswith("## ")]
+    assert heads[-5:] == ["## Against the project's bar", "## Per source, modality and lesion type",
+                          "## Leave one acquisition group out", "## Simulated dermoscope shifts",
+                          "## Reproduce"], heads  # RUN/card/ in file-name order, after the rest
+    assert "| head | 0.7000 |" in text and "Lesion-type head on ImageNet MobileNetV2" in text
+    assert "python research/describe.py --run" in text
+    assert describe.main(["--run", str(run.path), "--models", str(run.export_dir),
+                          "--no-shifts"]) == 0  # sections not measured this time are removed
+    assert sorted(p.name for p in run.card_dir.glob("*.json")) == ["10-bar.json",
+                                                                   "20-sources.json"]
 
 
 def _tinted(x: np.ndarray) -> np.ndarray:

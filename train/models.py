@@ -48,8 +48,15 @@ def find_imagenet_weights(alpha: float) -> Path:
     )
 
 
+# ``augmentation`` in words, for the run's description (train/description.py)
+AUGMENTATION = ("Random flips (horizontal and vertical), rotation (up to a quarter turn), zoom "
+                "(+-15%), brightness and contrast (+-15%), as Keras layers active in training "
+                "only (train/models.py augmentation).")
+
+
 def augmentation(seed: int = 0) -> keras.Sequential:
-    """Train-time augmentation as Keras layers (inactive at inference and export)."""
+    """Train-time augmentation as Keras layers (inactive at inference and export); in words:
+    ``AUGMENTATION``."""
     return keras.Sequential([
         layers.RandomFlip("horizontal_and_vertical", seed=seed),
         layers.RandomRotation(0.25, fill_mode="reflect", seed=seed),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from core.helpformat import DefaultsHelp, program  # noqa: E402
 from core.digits import down  # noqa: E402
 from train.config import MODELS, SCHEDULES, TrainConfig  # noqa: E402
 from train.data import DATA_ENV, DatasetNotFound  # noqa: E402
+from train.description import RunDescription  # noqa: E402
 from train.run import RunDir  # noqa: E402
 
 
@@ -73,8 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="weights, shuffling, augmentation; also the validation split unless "
                         "--split-seed is given")
     p.add_argument("--split-seed", type=int, default=d.split_seed,
-                   help="seed of the validation split alone (e.g. several --seed runs for one "
-                        "ensemble share --split-seed 0); -1: same as --seed")
+                   help="seed of the validation split alone (e.g. several --seed runs compared "
+                        "on one validation split share --split-seed 0); -1: same as --seed")
     p.add_argument("--no-deterministic", dest="deterministic", action="store_false")
     p.add_argument("--strategy", choices=("default", "mirrored"), default=d.strategy,
                    help="mirrored: tf.distribute.MirroredStrategy over all GPUs")
@@ -112,10 +114,77 @@ def main(argv: list[str] | None = None) -> int:
     except (DatasetNotFound, DatasetError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    describe(cfg, run.summary()).write(run)
     print(f"\nsaved {result.model_path} (best val AUC {down(result.best_val_auc)}, "
           f"{result.epochs_run} epochs, {result.seconds / 60:.1f} min)")
     print(f"next: python train/evaluate.py --run {result.run_dir}")
     return 0
+
+
+def command(cfg: TrainConfig) -> str:
+    """The ``train/train.py`` command that trains ``cfg`` again: the data and run folders and
+    every other flag whose value differs from its default.
+
+    >>> command(TrainConfig(data="d", model="seed_cnn", ema=True, out="runs/x"))
+    'python train/train.py --data d --model seed_cnn --ema --out runs/x'
+    """
+    parts = ["python train/train.py"]
+    for a in build_parser()._actions:
+        if not a.option_strings or a.dest in ("help", "resume", "quiet", "trained_on"):
+            continue
+        value = getattr(cfg, a.dest, a.default)
+        if value == a.default and a.dest not in ("data", "out"):
+            continue
+        parts += [a.option_strings[-1]] + ([] if a.nargs == 0 else [shlex.quote(str(value))])
+    return " ".join(parts)
+
+
+def describe(cfg: TrainConfig, summary: dict) -> RunDescription:
+    """What a finished run is (``RUN/description.json``), from its config and training summary:
+    what this trainer knows of any class folders, nothing more."""
+    from train.data import LEAKED_TEST_FILES, is_kaggle_skin_lesions
+    from train.models import AUGMENTATION
+
+    labels, size = cfg.labels, cfg.image_size
+    leaks = cfg.exclude_leaked and is_kaggle_skin_lesions(cfg.data)
+    width = f", alpha {cfg.alpha:g}" if cfg.model == "mobilenetv2" else ""
+    name = f"`{cfg.model}`" + (f" (ImageNet backbone{width}, weights: {cfg.weights})"
+                               if cfg.model in MODELS[1:] else "")
+    head = (f"one sigmoid output, P({labels[-1]})" if cfg.head == "sigmoid"
+            else f"a softmax over the {len(labels)} classes")
+    n_tr, n_va = summary.get("n_train", 0), summary.get("n_val", 0)
+    skipped = len(summary.get("skipped_files") or [])
+    data = [f"{cfg.trained_on}.",
+            f"Classes, in output order: {', '.join(f'`{c}`' for c in labels)}"
+            + (f"; positive class `{cfg.positive}`" if cfg.positive else
+               "; no positive class: the label is the most likely class") + ".",
+            f"Data folder `{cfg.data}`: {n_tr:,} training and {n_va:,} validation images "
+            f"(validation: a {cfg.val_fraction:g} share of the training images, drawn with seed "
+            f"{cfg.val_seed}); test: the data's test split"
+            + (f", without its {len(LEAKED_TEST_FILES)} images that duplicate training images"
+               if leaks else "")
+            + (f"; {skipped} unreadable file(s) skipped" if skipped else "") + "."]
+    phases = ", then ".join(f"{n} {e} epochs at lr {lr:g}" for n, e, lr in cfg.phases())
+    training = [f"`python train/train.py`: {phases}, batch {cfg.batch_size}, {cfg.schedule} "
+                f"learning-rate schedule{', weight EMA' if cfg.ema else ''}, class weights "
+                f"{'on' if cfg.class_weight else 'off'}, label smoothing "
+                f"{cfg.label_smoothing:g}, seed {cfg.seed}.",
+                f"The epoch with the best validation AUC "
+                f"({down(summary.get('best_val_auc', float('nan')))}) kept; "
+                f"{summary.get('train_seconds', 0) / 60:.1f} min on {summary.get('machine', '?')}."]
+    threshold = (f"Chosen on validation to protect the sensitivity of `{cfg.positive}` "
+                 "(train/evaluate.py); export/convert.py chooses each exported file's own by "
+                 "the same rule on that file's outputs." if cfg.positive else "")
+    limits = ["Only the classes above: any other input still gets one of these labels, unless "
+              "the exported guard rejects it as unlike the training images.",
+              "What the data covers (devices, settings, people) is what the data folder says "
+              "and no more: check it before using the model anywhere else."]
+    title = (" vs. ".join(labels) + " classifier" if len(labels) == 2
+             else f"{len(labels)}-class image classifier ({', '.join(labels)})")
+    model = f"{name} at {size}x{size}, {summary.get('params', 0):,} parameters; {head}."
+    return RunDescription(title, model, data, AUGMENTATION,
+                          training, threshold, limits,
+                          [command(cfg), f"python train/evaluate.py --run {cfg.out}"])
 
 
 if __name__ == "__main__":
