@@ -4,7 +4,8 @@
   never imports ``research/`` (the research line is not installed);
 - no command-line script imports another one (a script is a module with a ``main`` run under
   ``if __name__ == "__main__"``; shared code lives in library modules);
-- every function is at most ``MAX_FUNCTION_LINES`` lines long.
+- every function is at most ``MAX_FUNCTION_LINES`` lines long;
+- ``docs/cli.md``, which says it lists every tool, names every script.
 """
 from __future__ import annotations
 
@@ -66,3 +67,11 @@ def test_every_function_is_at_most_60_lines(package):
                 if n > MAX_FUNCTION_LINES:
                     long.append(f"{name}.{node.name}: {n} lines")
     assert not long, "; ".join(long)
+
+
+def test_docs_cli_names_every_script():
+    text = (ROOT / "docs" / "cli.md").read_text()
+    scripts = [p.relative_to(ROOT).as_posix() for p in _modules(ALL).values() if _is_script(p)]
+    assert len(scripts) > 10
+    missing = [s for s in scripts if s not in text]
+    assert not missing, f"docs/cli.md does not name: {', '.join(missing)}"
