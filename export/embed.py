@@ -6,7 +6,9 @@
 
 ``edge.manifest.read_embedded`` reads both back without TensorFlow or onnx installed.
 Embedding changes the file, so a file cannot carry its own hash: the embedded copy lists
-every artifact with ``sha256=""`` and ``bytes=0``; the sidecar ``manifest.json`` has them.
+every artifact with ``sha256=""`` and ``bytes=0``; the sidecar ``manifest.json`` has them, and
+the export time (``created``): without it, exporting the same model again gives the same bytes
+(``make shipped`` is compared with the recorded golden file by sha256).
 
 Example:
     >>> data = embed_bytes(Path("model_int8.tflite"), manifest)      # doctest: +SKIP
@@ -25,9 +27,11 @@ from edge.manifest import METADATA_KEY, Manifest, encode_embedded
 
 
 def embeddable(manifest: Manifest) -> Manifest:
-    """A copy without per-file hashes and sizes (a file cannot contain its own hash)."""
+    """A copy without per-file hashes and sizes (a file cannot contain its own hash) and
+    without the export time (the same model exported twice is the same file)."""
     m = copy.deepcopy(manifest)
     m.artifacts = {k: dataclasses.replace(a, sha256="", bytes=0) for k, a in m.artifacts.items()}
+    m.created = ""
     return m
 
 

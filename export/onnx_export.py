@@ -47,6 +47,7 @@ def _convert_saved_model(saved_model: Path, dst: Path, opset: int) -> None:
     """What ``python -m tf2onnx.convert --saved-model DIR --opset N`` does, in-process."""
     import tensorflow as tf
     from tf2onnx import tf_loader
+    from tf2onnx import utils as tf2onnx_utils
     from tf2onnx.convert import _convert_common  # the CLI's own conversion step
 
     log = logging.getLogger("tf2onnx")
@@ -60,8 +61,11 @@ def _convert_saved_model(saved_model: Path, dst: Path, opset: int) -> None:
     if len(inputs) != 1:
         raise RuntimeError(f"the SavedModel has {len(inputs)} inputs; expected one image input")
     renames[inputs[0]] = INPUT_NAME
+    # reproducible bytes: tf2onnx numbers the nodes it creates with one counter per process
+    # (start it afresh) and writes ``name`` into the graph's doc string (no scratch path there)
+    tf2onnx_utils.INTERNAL_NAME = 1
     with tf.device("/cpu:0"):
-        _convert_common(graph_def, name=str(saved_model), opset=opset, input_names=inputs,
+        _convert_common(graph_def, name=saved_model.name, opset=opset, input_names=inputs,
                         output_names=outputs, tensors_to_rename=renames,
                         initialized_tables=tables, output_path=str(dst))
 

@@ -51,6 +51,9 @@ class BackboneSpec:
         return f"{self.name}-{self.alpha:g}-{self.size}-{self.cut}-{self.color_constancy}{tail}"
 
 
+POOL_NAME = "global_average_pooling2d"  # the backbone's pooling layer, the same in every process
+
+
 def build_backbone(spec: BackboneSpec):
     """``(backbone, bottom, top)``: the full pooled backbone and its two halves (shared layers).
 
@@ -65,6 +68,9 @@ def build_backbone(spec: BackboneSpec):
     base = keras.applications.MobileNetV2(
         input_shape=(spec.size, spec.size, 3), alpha=spec.alpha, include_top=False,
         weights=str(find_imagenet_weights(spec.alpha)), pooling="avg")
+    # Keras numbers auto-named layers per process: a cold cache builds extra backbones first, so
+    # without a fixed name the shipped file's bytes would depend on the cache (the first name).
+    base.layers[-1].name = POOL_NAME
     cut = base.get_layer(spec.cut).output
     bottom = keras.Model(base.input, cut, name="bottom")
     top = keras.Model(cut, base.output, name="top")

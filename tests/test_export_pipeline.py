@@ -297,3 +297,26 @@ def test_own_threshold_alone_is_not_a_parity_failure(tiny_export):
     assert r.ok and r.agreement == 1.0 and r.max_abs_diff == 0.0
     expected = np.mean((cal >= moved) == (cal >= m.threshold))
     assert r.decision_agreement == pytest.approx(expected) and r.decision_agreement < 0.99
+
+
+def test_exporting_the_same_model_again_gives_the_same_bytes(tiny_model_path, tmp_path):
+    """Reproducible files: the embedded manifest leaves out the export time, so a re-export
+    of an unchanged model matches the recorded sha256 (make shipped vs tests/golden)."""
+    import keras
+
+    from core.atomic import sha256_file
+    from edge.manifest import Manifest, QualityGate, read_embedded
+    from export.pipeline import export_model
+    from tests.fixtures_export import TINY_CALIBRATION, synthetic_arrays, tiny_operating_rule
+
+    cal, _ = synthetic_arrays(TINY_CALIBRATION, seed=11)
+    model = keras.saving.load_model(tiny_model_path, compile=False)
+    for out in (tmp_path / "a", tmp_path / "b"):
+        export_model(model, out, formats="tflite_int8,onnx_int8", calibration=cal,
+                     manifest=Manifest(threshold=0.5, trained_on="synthetic blobs"),
+                     min_calibration=TINY_CALIBRATION, operating=tiny_operating_rule(),
+                     log=lambda msg: None, quality=QualityGate(enabled=False))
+    for name in ("model_int8.tflite", "model_int8.onnx"):
+        assert read_embedded(tmp_path / "a" / name).created == ""
+        assert sha256_file(tmp_path / "a" / name) == sha256_file(tmp_path / "b" / name), name
+    assert Manifest.load(tmp_path / "a" / "manifest.json").created  # the sidecar keeps the time

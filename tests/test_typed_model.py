@@ -295,3 +295,12 @@ def test_modality_head_picks_each_images_threshold_in_export_and_runner(typed_ex
         p = clf.predict_rgb(img)
         assert p.modality == mod and p.threshold == thr[mod]
         assert p.label == ("malignant" if p.probability >= thr[mod] else "benign")
+
+
+def test_backbone_layer_names_do_not_depend_on_what_the_process_built_before():
+    """A cold feature cache builds extra backbones before the model: the shipped file's bytes
+    (its layer names) must not change with that (tests/test_shipped_model.py compares sha256)."""
+    from research.featcache import POOL_NAME, BackboneSpec, build_backbone
+
+    names = [build_backbone(BackboneSpec(size=96))[0].layers[-1].name for _ in range(2)]
+    assert names == [POOL_NAME, POOL_NAME]
