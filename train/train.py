@@ -175,8 +175,9 @@ def describe(cfg: TrainConfig, summary: dict) -> RunDescription:
     threshold = (f"Chosen on validation to protect the sensitivity of `{cfg.positive}` "
                  "(train/evaluate.py); export/convert.py chooses each exported file's own by "
                  "the same rule on that file's outputs." if cfg.positive else "")
-    limits = ["Only the classes above: any other input still gets one of these labels, unless "
-              "the exported guard rejects it as unlike the training images.",
+    limits = ["Only the classes above: any other input still gets one of these labels (a "
+              "not-a-lesion guard, in the files that carry one, rejects inputs far from the "
+              "training images).",
               "What the data covers (devices, settings, people) is what the data folder says "
               "and no more: check it before using the model anywhere else."]
     title = (" vs. ".join(labels) + " classifier" if len(labels) == 2
